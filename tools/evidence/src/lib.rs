@@ -1,0 +1,26 @@
+//! The Vestige evidence format: what an acquisition leaves on disk and how it is checked.
+//!
+//! * [`read_at`] — the positional-read trait every layer reads bytes through;
+//! * [`seekable`] — the image container, zstd's seekable format: stock `zstd -d` restores
+//!   the raw bytes, the seek table gives random access;
+//! * [`signify`] — Ed25519 keys and signatures in OpenBSD signify's formats, so stock
+//!   `signify -C` (and `minisign -V` for keys) check Vestige evidence;
+//! * [`manifest`] — manifest.json, everything about one acquisition;
+//! * [`custody`] — the case and its hash-chained custody log;
+//! * [`verify`] — re-checking an item: signature, file hashes, every chunk and the source hash.
+//!
+//! This crate never prints and holds no device policy: it returns values and errors and
+//! emits `tracing` events.
+//!
+//! ```
+//! use vestige_evidence::read_at::ReadAt;
+//! let data = b"evidence".to_vec();
+//! let mut buf = [0u8; 3];
+//! data.read_exact_at(&mut buf, 2).unwrap();
+//! assert_eq!(&buf, b"ide");
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod read_at;
+pub mod seekable;
+pub mod signify;
