@@ -1,1 +1,16 @@
-//! vestige-acquire
+//! Acquisition: opening sources read-only, recording their identity, and the imaging
+//! pipeline that turns them into signed evidence items.
+//!
+//! * [`source`] opens a block device or file read-only (BLKROSET/BLKROGET for devices);
+//! * [`blockdev`] holds the ioctls and sysfs identity (the crate's only `unsafe`);
+//! * [`pipeline`] reads in parallel, compresses per chunk, writes in order, hashes in order;
+//! * [`disk`] ties them into `acquire disk`: item directory, manifest, signature, custody.
+//!
+//! Library code never prints: progress is a set of counters the caller polls, and a
+//! cancel flag the caller sets.
+
+pub mod blockdev;
+pub mod disk;
+pub mod host;
+pub mod pipeline;
+pub mod source;

@@ -1,1 +1,69 @@
-fn main() {}
+//! `vestige`: the command line of the Vestige forensic appliance.
+//!
+//! Thin by design: it parses arguments, wires the libraries together and talks to the
+//! examiner. Results for scripts go to stdout (JSON with `--json`), messages to stderr.
+
+mod cmd_acquire;
+mod cmd_case;
+mod cmd_export;
+mod cmd_key;
+mod cmd_verify;
+mod exit;
+mod keys;
+mod progress;
+mod signals;
+
+use clap::{Parser, Subcommand};
+use exit::Exit;
+
+/// Vestige: forensic acquisition and verification with evidence any examiner can check.
+#[derive(Debug, Parser)]
+#[command(name = "vestige", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Signing keys (signify/minisign-compatible Ed25519).
+    #[command(subcommand)]
+    Key(cmd_key::KeyCommand),
+    /// Cases: case.json and the chain-of-custody log.
+    #[command(subcommand)]
+    Case(cmd_case::CaseCommand),
+    /// Acquire evidence into a case.
+    #[command(subcommand)]
+    Acquire(cmd_acquire::AcquireCommand),
+    /// Verify a case or an evidence item: signature, file hashes, every chunk, source hash.
+    Verify(cmd_verify::VerifyArgs),
+    /// Export evidence to other formats.
+    #[command(subcommand)]
+    Export(cmd_export::ExportCommand),
+}
+
+fn main() -> std::process::ExitCode {
+    signals::quiet_broken_pipe();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VESTIGE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Key(c) => cmd_key::run(c),
+        Command::Case(c) => cmd_case::run(c),
+        Command::Acquire(c) => cmd_acquire::run(c),
+        Command::Verify(a) => cmd_verify::run(&a),
+        Command::Export(c) => cmd_export::run(c),
+    };
+    match result {
+        Ok(code) => code.into(),
+        Err(e) => {
+            eprintln!("vestige: error: {e:#}");
+            Exit::Failed.into()
+        }
+    }
+}

@@ -21,6 +21,22 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod custody;
+pub mod fsutil;
+pub mod manifest;
 pub mod read_at;
 pub mod seekable;
 pub mod signify;
+pub mod verify;
+
+/// An error and its sources on one line: "a: b: c".
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

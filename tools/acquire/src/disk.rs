@@ -1,0 +1,282 @@
+//! `acquire disk`: one source into one evidence item of a case, signed.
+//!
+//! Order of work: validate the item name → open the source read-only (BLKROSET) → refuse an
+//! output that lives on the source → create the item directory → run the pipeline → write
+//! manifest.json → sign the checksum list (SHA256.sig) → append to the custody log.
+//! An acquisition that stops early keeps its partial image, sealed with a seek table, and a
+//! manifest that says `incomplete` and why; its signature attests exactly that.
+
+use crate::pipeline::{self, PipelineConfig, Progress, StopReason};
+use crate::{host, source};
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use vestige_evidence::custody::{now_utc_rfc3339, Case, CustodyError, NewEntry};
+use vestige_evidence::fsutil::{sha256_hex, sync_dir, write_new};
+use vestige_evidence::manifest::{
+    AcquisitionInfo, CaseRef, ChunkDigests, KeyRef, Manifest, OutputFile, SourceHashes, Status,
+    Times, ToolInfo, IMAGE_FILE, MANIFEST_FILE, MANIFEST_FORMAT, SIGNATURE_FILE,
+};
+use vestige_evidence::error_chain;
+use vestige_evidence::signify::{self, ChecksumLine, SecretKey};
+
+/// What to acquire and how.
+#[derive(Debug)]
+pub struct DiskRequest<'a> {
+    /// A block device or a regular file.
+    pub source: &'a Path,
+    /// The case the item joins.
+    pub case: &'a Case,
+    /// The item name (its directory in the case).
+    pub item: &'a str,
+    /// Who runs it.
+    pub examiner: &'a str,
+    /// Notes for the manifest.
+    pub notes: Option<&'a str>,
+    /// The signing key.
+    pub key: &'a SecretKey,
+    /// Where the public key is kept, relative to the case directory.
+    pub public_key_file: Option<String>,
+    /// The pipeline settings.
+    pub pipeline: PipelineConfig,
+    /// The tool's identity for the manifest.
+    pub tool: ToolInfo,
+}
+
+/// The outcome of an acquisition that produced an item.
+#[derive(Debug)]
+pub struct DiskOutcome {
+    /// The item directory.
+    pub item_dir: PathBuf,
+    /// The manifest as written.
+    pub manifest: Manifest,
+    /// Why it is incomplete, if it is.
+    pub stopped: Option<StopReason>,
+}
+
+/// Why an acquisition produced no item.
+#[derive(Debug, thiserror::Error)]
+pub enum AcquireError {
+    /// The item name cannot be a directory name.
+    #[error("item name {name:?}: {reason}")]
+    ItemName {
+        /// The name given.
+        name: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The source could not be opened.
+    #[error(transparent)]
+    Source(#[from] source::SourceError),
+    /// The output would be written onto the source.
+    #[error("refusing to write evidence onto the source: {0}")]
+    OutputOnSource(String),
+    /// The item exists already.
+    #[error("{path}: item already exists; choose another --item name")]
+    ItemExists {
+        /// The item directory.
+        path: PathBuf,
+    },
+    /// Output I/O failed before any evidence was written.
+    #[error("{path}: cannot {what}")]
+    Output {
+        /// The path.
+        path: PathBuf,
+        /// What was being done.
+        what: &'static str,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The custody log could not be appended.
+    #[error(transparent)]
+    Custody(#[from] CustodyError),
+}
+
+/// Checks that a name is usable as one directory name inside the case.
+pub fn check_item_name(name: &str) -> Result<(), AcquireError> {
+    let bad = |reason| {
+        Err(AcquireError::ItemName {
+            name: name.to_string(),
+            reason,
+        })
+    };
+    if name.is_empty() || name == "." || name == ".." {
+        return bad("must be a plain, non-empty directory name");
+    }
+    if name.len() > 200 {
+        return bad("is longer than 200 bytes");
+    }
+    if name.contains('/') || name.contains('\\') {
+        return bad("must not contain a path separator");
+    }
+    if name.chars().any(char::is_control) {
+        return bad("must not contain control characters");
+    }
+    if name.starts_with('-') {
+        return bad("must not start with '-'");
+    }
+    Ok(())
+}
+
+/// Runs one disk acquisition. See the module docs for the order of work.
+pub fn acquire_disk(
+    req: &DiskRequest<'_>,
+    progress: &Progress,
+    cancel: &AtomicBool,
+) -> Result<DiskOutcome, AcquireError> {
+    check_item_name(req.item)?;
+    let src = source::open(req.source)?;
+    let case_dir = req.case.dir();
+    let out_err = |path: &Path, what| {
+        let path = path.to_path_buf();
+        move |source| AcquireError::Output { path, what, source }
+    };
+    if let Some(why) = source::output_overlaps_source(&src, case_dir)
+        .map_err(out_err(case_dir, "stat the case directory"))?
+    {
+        return Err(AcquireError::OutputOnSource(why));
+    }
+    let item_dir = case_dir.join(req.item);
+    match std::fs::create_dir(&item_dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            return Err(AcquireError::ItemExists { path: item_dir })
+        }
+        Err(e) => return Err(out_err(&item_dir, "create the item directory")(e)),
+    }
+    let image_path = item_dir.join(IMAGE_FILE);
+    let image = match OpenOptions::new().write(true).create_new(true).open(&image_path) {
+        Ok(f) => f,
+        Err(e) => {
+            // Nothing was written: leave no empty item behind to be mistaken for evidence.
+            let _ = std::fs::remove_dir(&item_dir);
+            return Err(out_err(&image_path, "create the image file")(e));
+        }
+    };
+
+    let host = host::host_info();
+    let (clock_offset, rtc_note) = host::clock_offset();
+    let started = now_utc_rfc3339();
+    tracing::info!(source = %req.source.display(), size = src.identity.size_bytes,
+        item = %item_dir.display(), "acquisition started");
+    let out = pipeline::run(&src.reader, image, &req.pipeline, progress, cancel);
+    let finished = now_utc_rfc3339();
+
+    let status = if out.stopped.is_none() { Status::Complete } else { Status::Incomplete };
+    let incomplete_reason = out.stopped.as_ref().map(|r| {
+        format!(
+            "{}; bytes 0..{} acquired, {}..{} missing",
+            error_chain(r),
+            out.bytes_acquired,
+            out.bytes_acquired,
+            src.identity.size_bytes
+        )
+    });
+    let manifest = Manifest {
+        format: MANIFEST_FORMAT.to_string(),
+        status,
+        incomplete_reason,
+        tool: req.tool.clone(),
+        case: CaseRef {
+            case_id: req.case.info().case_id.clone(),
+            item: req.item.to_string(),
+            examiner: req.examiner.to_string(),
+            agency: req.case.info().agency.clone(),
+            notes: req.notes.map(str::to_string),
+        },
+        source: src.identity.clone(),
+        host,
+        times: Times {
+            started_utc: started,
+            finished_utc: finished,
+            system_minus_rtc_seconds: clock_offset,
+            rtc_note,
+        },
+        acquisition: AcquisitionInfo {
+            bytes_expected: src.identity.size_bytes,
+            bytes_acquired: out.bytes_acquired,
+            unreadable_ranges: Vec::new(),
+            chunk_size_bytes: req.pipeline.chunk_size as u64,
+            zstd_level: req.pipeline.level,
+            compression_threads: u32::try_from(req.pipeline.compress_threads).unwrap_or(u32::MAX),
+        },
+        hashes: SourceHashes {
+            sha256: out.sha256.clone(),
+            md5: out.md5.clone(),
+            sha1: out.sha1.clone(),
+        },
+        chunks: ChunkDigests {
+            algorithm: "BLAKE3".to_string(),
+            chunk_size_bytes: req.pipeline.chunk_size as u64,
+            digests: out.chunk_digests.clone(),
+        },
+        outputs: vec![OutputFile {
+            name: IMAGE_FILE.to_string(),
+            size_bytes: out.image_size,
+            sha256: out.image_sha256.clone(),
+        }],
+        signing_key: Some(KeyRef {
+            keynum: req.key.keynum().to_string(),
+            fingerprint: req.key.public_key().fingerprint(),
+            public_key_file: req.public_key_file.clone(),
+        }),
+    };
+    let manifest_json = manifest.to_json();
+    let manifest_path = item_dir.join(MANIFEST_FILE);
+    write_new(&manifest_path, &manifest_json)
+        .map_err(out_err(&manifest_path, "write the manifest (the image is kept)"))?;
+    let manifest_sha = sha256_hex(&manifest_json);
+
+    let list = signify::format_checksum_list(&[
+        ChecksumLine {
+            algorithm: "SHA256".to_string(),
+            name: IMAGE_FILE.to_string(),
+            hex: out.image_sha256.clone(),
+        },
+        ChecksumLine {
+            algorithm: "SHA256".to_string(),
+            name: MANIFEST_FILE.to_string(),
+            hex: manifest_sha.clone(),
+        },
+    ]);
+    let sig = req.key.sign(list.as_bytes());
+    let comment = format!("verify with {}", req.public_key_file.as_deref().unwrap_or("the case key"));
+    let sig_path = item_dir.join(SIGNATURE_FILE);
+    write_new(&sig_path, &signify::embed(&sig, &comment, list.as_bytes()))
+        .map_err(out_err(&sig_path, "write the signature (image and manifest are kept)"))?;
+    sync_dir(&item_dir).map_err(out_err(&item_dir, "sync the item directory"))?;
+
+    let mut hashes = BTreeMap::new();
+    hashes.insert("source sha256".to_string(), out.sha256.clone());
+    if let Some(m) = &out.md5 {
+        hashes.insert("source md5".to_string(), m.clone());
+    }
+    if let Some(s) = &out.sha1 {
+        hashes.insert("source sha1".to_string(), s.clone());
+    }
+    hashes.insert("image.zst sha256".to_string(), out.image_sha256.clone());
+    hashes.insert("manifest.json sha256".to_string(), manifest_sha);
+    let mut details = BTreeMap::new();
+    details.insert("source".to_string(), src.identity.path.clone());
+    details.insert("status".to_string(), format!("{status:?}").to_lowercase());
+    details.insert("bytes_acquired".to_string(), out.bytes_acquired.to_string());
+    details.insert("key_fingerprint".to_string(), req.key.public_key().fingerprint());
+    req.case.append(
+        NewEntry {
+            examiner: req.examiner.to_string(),
+            action: "acquire-disk".to_string(),
+            item: Some(req.item.to_string()),
+            hashes,
+            details,
+        },
+        &format!("{} {}", req.tool.name, req.tool.version),
+    )?;
+    Ok(DiskOutcome {
+        item_dir,
+        manifest,
+        stopped: out.stopped,
+    })
+}

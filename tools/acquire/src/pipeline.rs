@@ -1,0 +1,540 @@
+//! The imaging pipeline: parallel positional reads → per-chunk digest and zstd frame in a
+//! worker pool → ordered writer → whole-stream hashes in order.
+//!
+//! ```text
+//! readers (R) ──chunk──▶ compressors (W) ──frame──▶ writer (1, reorders) ──chunk──▶ SHA-256
+//!                                                                          ├──────▶ MD5
+//!                                                                          └──────▶ SHA-1
+//! ```
+//! The writer is the one place that restores source order. It hands each chunk to the
+//! stream hashers only after its frame is written, so when the output fails (media full or
+//! removed) the hashes cover exactly the bytes the image holds. Memory is bounded by a pool
+//! of chunk slots: a reader must take a slot before it claims the next chunk index, so the
+//! lowest unwritten chunk always holds a slot and the pipeline cannot deadlock; a slot comes
+//! back when every hasher is done with its chunk.
+
+use sha2::Digest;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Condvar, Mutex};
+use vestige_evidence::read_at::ReadAt;
+use vestige_evidence::seekable::{FrameCompressor, FrameEntry, SeekTableWriter};
+
+/// How to run the pipeline.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Bytes per chunk: one zstd frame and one BLAKE3 digest each.
+    pub chunk_size: usize,
+    /// zstd level.
+    pub level: i32,
+    /// Compression worker threads.
+    pub compress_threads: usize,
+    /// Reader threads issuing positional reads in parallel.
+    pub read_threads: usize,
+    /// Chunks in flight at once (bounds memory: about 2 × chunk_size each).
+    pub slots: usize,
+    /// Compute MD5 of the stream too.
+    pub md5: bool,
+    /// Compute SHA-1 of the stream too.
+    pub sha1: bool,
+}
+
+impl PipelineConfig {
+    /// Defaults sized for this machine: 4 MiB chunks, one compressor per CPU.
+    pub fn new(level: i32) -> Self {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self {
+            chunk_size: 4 << 20,
+            level,
+            compress_threads: cpus,
+            read_threads: 2,
+            slots: cpus * 2 + 4,
+            md5: false,
+            sha1: false,
+        }
+    }
+}
+
+/// Live counters for a progress display.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Source bytes read, compressed, written and hashed.
+    pub bytes_done: AtomicU64,
+    /// Compressed bytes written.
+    pub bytes_written: AtomicU64,
+}
+
+/// Why the pipeline stopped before the end of the source.
+#[derive(Debug, thiserror::Error)]
+pub enum StopReason {
+    /// The operator interrupted it.
+    #[error("interrupted by the operator before byte {offset_bytes}")]
+    Cancelled {
+        /// The first byte not acquired.
+        offset_bytes: u64,
+    },
+    /// A read failed.
+    #[error("read of {length_bytes} bytes at byte {offset_bytes} of the source failed")]
+    Read {
+        /// Where the failed read started.
+        offset_bytes: u64,
+        /// How long it was.
+        length_bytes: u64,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The source ended before the size it had when opened.
+    #[error("source ended at byte {offset_bytes}, expected {expected_bytes} bytes (did it shrink or vanish?)")]
+    Truncated {
+        /// Where the data ended.
+        offset_bytes: u64,
+        /// The size when opened.
+        expected_bytes: u64,
+    },
+    /// Writing the image failed.
+    #[error("writing the image at byte {offset_bytes} of image.zst failed")]
+    Write {
+        /// Offset in image.zst.
+        offset_bytes: u64,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// zstd failed (out of memory, usually).
+    #[error("compressing chunk {chunk} failed: {message}")]
+    Compress {
+        /// Chunk index.
+        chunk: u64,
+        /// zstd's message.
+        message: String,
+    },
+}
+
+/// What the pipeline produced.
+#[derive(Debug)]
+pub struct PipelineOutput {
+    /// Source bytes in the image, a prefix of the source from byte 0.
+    pub bytes_acquired: u64,
+    /// SHA-256 of those bytes.
+    pub sha256: String,
+    /// MD5, when asked.
+    pub md5: Option<String>,
+    /// SHA-1, when asked.
+    pub sha1: Option<String>,
+    /// BLAKE3 of each chunk, in order.
+    pub chunk_digests: Vec<String>,
+    /// The frames written, in order (the seek table).
+    pub frames: Vec<FrameEntry>,
+    /// Size of the image file, seek table included.
+    pub image_size: u64,
+    /// SHA-256 of the image file as written.
+    pub image_sha256: String,
+    /// Why it stopped early; None when the whole source was acquired.
+    pub stopped: Option<StopReason>,
+}
+
+/// A chunk slot: the raw bytes and their frame.
+#[derive(Debug, Default)]
+struct Slot {
+    raw: Vec<u8>,
+    frame: Vec<u8>,
+}
+
+#[derive(Debug)]
+struct Pool {
+    state: Mutex<(Vec<Slot>, usize)>,
+    returned: Condvar,
+    capacity: usize,
+}
+
+impl Pool {
+    fn new(capacity: usize) -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new((Vec::new(), 0)),
+            returned: Condvar::new(),
+            capacity: capacity.max(1),
+        })
+    }
+
+    /// Takes a slot, waiting while all are in flight.
+    fn take(&self) -> Slot {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(slot) = st.0.pop() {
+                return slot;
+            }
+            if st.1 < self.capacity {
+                st.1 += 1;
+                return Slot::default();
+            }
+            st = self.returned.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    fn give(&self, slot: Slot) {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.0.push(slot);
+        self.returned.notify_one();
+    }
+}
+
+/// One chunk travelling through the pipeline; its slot returns to the pool on drop.
+#[derive(Debug)]
+struct Chunk {
+    index: u64,
+    slot: Slot,
+    entry: Option<FrameEntry>,
+    digest: [u8; 32],
+    pool: Arc<Pool>,
+}
+
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        self.pool.give(std::mem::take(&mut self.slot));
+    }
+}
+
+/// Shared stop state: the earliest failure wins, and everyone stops claiming work.
+#[derive(Debug, Default)]
+struct Stop {
+    flag: AtomicBool,
+    reason: Mutex<Option<(u64, StopReason)>>,
+}
+
+impl Stop {
+    fn set(&self, chunk: u64, reason: StopReason) {
+        let mut r = self.reason.lock().unwrap_or_else(|p| p.into_inner());
+        if r.as_ref().is_none_or(|(c, _)| chunk < *c) {
+            *r = Some((chunk, reason));
+        }
+        self.flag.store(true, Ordering::SeqCst);
+    }
+    fn is_set(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+}
+
+/// Runs the pipeline over `source`, writing the seekable container to `out`.
+///
+/// Never fails as a whole: a failure stops the pipeline and is returned in
+/// [`PipelineOutput::stopped`], with everything before it written, hashed and sealed with a
+/// seek table (when the output still accepts writes).
+pub fn run(
+    source: &dyn ReadAt,
+    out: File,
+    cfg: &PipelineConfig,
+    progress: &Progress,
+    cancel: &AtomicBool,
+) -> PipelineOutput {
+    let size = source.size();
+    let chunk_size = cfg.chunk_size.max(4096);
+    let chunk_bytes = chunk_size as u64;
+    let n_chunks = size.div_ceil(chunk_bytes);
+    let pool = Pool::new(cfg.slots.max(cfg.read_threads + cfg.compress_threads + 2));
+    let next = AtomicU64::new(0);
+    let stop = Stop::default();
+
+    let (work_tx, work_rx) = sync_channel::<Chunk>(cfg.slots);
+    let work_rx = Arc::new(Mutex::new(work_rx));
+    let (done_tx, done_rx) = sync_channel::<Chunk>(cfg.slots);
+
+    let mut hashers: Vec<(SyncSender<Arc<Chunk>>, Receiver<Arc<Chunk>>, HashKind)> = Vec::new();
+    for (on, kind) in [(true, HashKind::Sha256), (cfg.md5, HashKind::Md5), (cfg.sha1, HashKind::Sha1)] {
+        if on {
+            let (tx, rx) = sync_channel::<Arc<Chunk>>(cfg.slots);
+            hashers.push((tx, rx, kind));
+        }
+    }
+
+    std::thread::scope(|s| {
+        for _ in 0..cfg.read_threads.max(1) {
+            let work_tx = work_tx.clone();
+            let (pool, next, stop) = (&pool, &next, &stop);
+            s.spawn(move || {
+                read_loop(source, size, chunk_size, n_chunks, pool, next, stop, cancel, &work_tx)
+            });
+        }
+        drop(work_tx);
+
+        for _ in 0..cfg.compress_threads.max(1) {
+            let (work_rx, done_tx, stop) = (Arc::clone(&work_rx), done_tx.clone(), &stop);
+            let level = cfg.level;
+            s.spawn(move || compress_loop(level, &work_rx, &done_tx, stop));
+        }
+        drop(done_tx);
+
+        let mut senders = Vec::new();
+        let mut handles = Vec::new();
+        for (tx, rx, kind) in hashers {
+            senders.push(tx);
+            let progress_on = kind == HashKind::Sha256;
+            handles.push((
+                kind,
+                s.spawn(move || hash_loop(kind, &rx, progress_on.then_some(progress))),
+            ));
+        }
+
+        let written = write_loop(out, &done_rx, &senders, &stop, progress);
+        drop(senders);
+        let mut digests: BTreeMap<HashKind, (String, u64)> = BTreeMap::new();
+        for (kind, h) in handles {
+            if let Ok(d) = h.join() {
+                digests.insert(kind, d);
+            }
+        }
+        let (sha256, hashed) = digests.remove(&HashKind::Sha256).unwrap_or_default();
+        let bytes_acquired = written.bytes_acquired;
+        if hashed != bytes_acquired {
+            stop.set(
+                0,
+                StopReason::Write {
+                    offset_bytes: written.image_size,
+                    source: io::Error::other(format!(
+                        "internal: hashed {hashed} bytes but wrote {bytes_acquired}"
+                    )),
+                },
+            );
+        }
+        let mut stopped = stop
+            .reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .map(|(_, r)| r);
+        if stopped.is_none() && bytes_acquired < size {
+            stopped = Some(StopReason::Cancelled {
+                offset_bytes: bytes_acquired,
+            });
+        }
+        PipelineOutput {
+            bytes_acquired,
+            sha256,
+            md5: digests.remove(&HashKind::Md5).map(|d| d.0),
+            sha1: digests.remove(&HashKind::Sha1).map(|d| d.0),
+            chunk_digests: written.chunk_digests,
+            frames: written.frames,
+            image_size: written.image_size,
+            image_sha256: written.image_sha256,
+            stopped: stopped.or(written.seal_error),
+        }
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn read_loop(
+    source: &dyn ReadAt,
+    size: u64,
+    chunk_size: usize,
+    n_chunks: u64,
+    pool: &Arc<Pool>,
+    next: &AtomicU64,
+    stop: &Stop,
+    cancel: &AtomicBool,
+    work_tx: &SyncSender<Chunk>,
+) {
+    let chunk_bytes = chunk_size as u64;
+    loop {
+        if stop.is_set() {
+            return;
+        }
+        // Take the slot before claiming an index: see the module docs (no deadlock).
+        let slot = pool.take();
+        let index = next.fetch_add(1, Ordering::SeqCst);
+        let mut chunk = Chunk {
+            index,
+            slot,
+            entry: None,
+            digest: [0; 32],
+            pool: Arc::clone(pool),
+        };
+        if index >= n_chunks {
+            return;
+        }
+        let offset = index * chunk_bytes;
+        if cancel.load(Ordering::SeqCst) {
+            stop.set(index, StopReason::Cancelled { offset_bytes: offset });
+            return;
+        }
+        let want = usize::try_from((size - offset).min(chunk_bytes)).unwrap_or(chunk_size);
+        chunk.slot.raw.resize(want, 0);
+        match read_full(source, &mut chunk.slot.raw, offset) {
+            Ok(n) if n == want => {}
+            Ok(n) => {
+                stop.set(
+                    index,
+                    StopReason::Truncated {
+                        offset_bytes: offset + n as u64,
+                        expected_bytes: size,
+                    },
+                );
+                return;
+            }
+            Err(e) => {
+                stop.set(
+                    index,
+                    StopReason::Read {
+                        offset_bytes: offset,
+                        length_bytes: want as u64,
+                        source: e,
+                    },
+                );
+                return;
+            }
+        }
+        if work_tx.send(chunk).is_err() {
+            return;
+        }
+    }
+}
+
+/// Reads until `buf` is full or the source ends; returns the bytes read.
+fn read_full(source: &dyn ReadAt, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut done = 0usize;
+    while let Some(rest) = buf.get_mut(done..) {
+        if rest.is_empty() {
+            break;
+        }
+        match source.read_at(rest, offset + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+fn compress_loop(
+    level: i32,
+    work_rx: &Mutex<Receiver<Chunk>>,
+    done_tx: &SyncSender<Chunk>,
+    stop: &Stop,
+) {
+    let mut compressor = match FrameCompressor::new(level) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            stop.set(0, StopReason::Compress { chunk: 0, message: e.to_string() });
+            None
+        }
+    };
+    loop {
+        let next = work_rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+        let Ok(mut chunk) = next else { return };
+        let Some(comp) = compressor.as_mut() else { continue };
+        chunk.digest = *blake3::hash(&chunk.slot.raw).as_bytes();
+        match comp.compress(&chunk.slot.raw, &mut chunk.slot.frame) {
+            Ok(entry) => chunk.entry = Some(entry),
+            Err(e) => {
+                stop.set(chunk.index, StopReason::Compress { chunk: chunk.index, message: e.to_string() });
+                continue;
+            }
+        }
+        if done_tx.send(chunk).is_err() {
+            return;
+        }
+    }
+}
+
+struct Written {
+    bytes_acquired: u64,
+    chunk_digests: Vec<String>,
+    frames: Vec<FrameEntry>,
+    image_size: u64,
+    image_sha256: String,
+    seal_error: Option<StopReason>,
+}
+
+/// Writes frames in source order, forwards written chunks to the hashers, and seals the
+/// container with its seek table at the end.
+fn write_loop(
+    mut out: File,
+    done_rx: &Receiver<Chunk>,
+    hashers: &[SyncSender<Arc<Chunk>>],
+    stop: &Stop,
+    progress: &Progress,
+) -> Written {
+    let mut pending: BTreeMap<u64, Chunk> = BTreeMap::new();
+    let mut next_index = 0u64;
+    let mut table = SeekTableWriter::new(true);
+    let mut digests = Vec::new();
+    let mut image_hash = sha2::Sha256::new();
+    let mut image_size = 0u64;
+    let mut bytes_acquired = 0u64;
+    let mut failed = false;
+    for chunk in done_rx {
+        if failed {
+            continue; // drain, so readers blocked on the pool wake up and see the stop
+        }
+        pending.insert(chunk.index, chunk);
+        while let Some(chunk) = pending.remove(&next_index) {
+            let Some(entry) = chunk.entry else { break };
+            if let Err(e) = out.write_all(&chunk.slot.frame) {
+                stop.set(chunk.index, StopReason::Write { offset_bytes: image_size, source: e });
+                failed = true;
+                pending.clear();
+                break;
+            }
+            image_hash.update(&chunk.slot.frame);
+            image_size += chunk.slot.frame.len() as u64;
+            bytes_acquired += chunk.slot.raw.len() as u64;
+            progress.bytes_written.store(image_size, Ordering::Relaxed);
+            table.push(entry);
+            digests.push(hex::encode(chunk.digest));
+            next_index += 1;
+            let shared = Arc::new(chunk);
+            for h in hashers {
+                let _ = h.send(Arc::clone(&shared));
+            }
+        }
+    }
+    // Seal: the seek table for the frames written, then make it durable.
+    let seek_table = table.to_bytes();
+    let mut seal_error = None;
+    match out.write_all(&seek_table).and_then(|()| out.sync_all()) {
+        Ok(()) => {
+            image_hash.update(&seek_table);
+            image_size += seek_table.len() as u64;
+        }
+        Err(e) => {
+            seal_error = Some(StopReason::Write { offset_bytes: image_size, source: e });
+        }
+    }
+    Written {
+        bytes_acquired,
+        chunk_digests: digests,
+        frames: table.frames().to_vec(),
+        image_size,
+        image_sha256: hex::encode(image_hash.finalize()),
+        seal_error,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum HashKind {
+    Sha256,
+    Md5,
+    Sha1,
+}
+
+fn hash_loop(kind: HashKind, rx: &Receiver<Arc<Chunk>>, progress: Option<&Progress>) -> (String, u64) {
+    fn feed<D: Digest>(mut d: D, rx: &Receiver<Arc<Chunk>>, progress: Option<&Progress>) -> (String, u64) {
+        let mut n = 0u64;
+        for chunk in rx {
+            d.update(&chunk.slot.raw);
+            n += chunk.slot.raw.len() as u64;
+            if let Some(p) = progress {
+                p.bytes_done.store(n, Ordering::Relaxed);
+            }
+        }
+        (hex::encode(d.finalize()), n)
+    }
+    match kind {
+        HashKind::Sha256 => feed(sha2::Sha256::new(), rx, progress),
+        HashKind::Md5 => feed(md5::Md5::new(), rx, progress),
+        HashKind::Sha1 => feed(sha1::Sha1::new(), rx, progress),
+    }
+}

@@ -1,0 +1,303 @@
+//! manifest.json: everything about one acquisition, in one signed file.
+//!
+//! The manifest is listed (with its SHA-256) in the item's `SHA256.sig`, so every field here
+//! is covered by the signature. Field names are part of the evidence format: renaming one is a
+//! format change and needs a new [`MANIFEST_FORMAT`].
+
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// The format identifier written into every manifest.
+pub const MANIFEST_FORMAT: &str = "vestige-manifest/1";
+
+/// The file name of the manifest inside an item directory.
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+/// The file name of the image container inside an item directory.
+pub const IMAGE_FILE: &str = "image.zst";
+
+/// The file name of the signed checksum list inside an item directory.
+pub const SIGNATURE_FILE: &str = "SHA256.sig";
+
+/// Whether the acquisition copied every byte of the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Every byte of the source was read and written.
+    Complete,
+    /// The acquisition stopped early (interrupted, read or write error); the image holds a
+    /// prefix of the source and the hashes cover exactly that prefix.
+    Incomplete,
+}
+
+/// One acquisition, as recorded in manifest.json.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// [`MANIFEST_FORMAT`].
+    pub format: String,
+    /// Complete or not; an incomplete item is never presented as a full copy.
+    pub status: Status,
+    /// Why the acquisition is incomplete: what failed, where, and how.
+    pub incomplete_reason: Option<String>,
+    /// The program that made the evidence.
+    pub tool: ToolInfo,
+    /// The case and item this evidence belongs to.
+    pub case: CaseRef,
+    /// What was read.
+    pub source: SourceIdentity,
+    /// The machine the acquisition ran on.
+    pub host: HostInfo,
+    /// When, in UTC.
+    pub times: Times,
+    /// How the copy was made and how much of it succeeded.
+    pub acquisition: AcquisitionInfo,
+    /// Hashes of the whole source stream (of the bytes read, in order).
+    pub hashes: SourceHashes,
+    /// Per-chunk digests: a damaged copy names the chunk that changed.
+    pub chunks: ChunkDigests,
+    /// The files of the item, with sizes and hashes (the manifest itself excluded).
+    pub outputs: Vec<OutputFile>,
+    /// The key that signs SHA256.sig.
+    pub signing_key: Option<KeyRef>,
+}
+
+/// The program that made the evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolInfo {
+    /// "vestige".
+    pub name: String,
+    /// The crate version.
+    pub version: String,
+    /// SHA-256 of the running executable (/proc/self/exe), when it could be read.
+    pub binary_sha256: Option<String>,
+}
+
+/// The case and evidence item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseRef {
+    /// The case identifier from case.json.
+    pub case_id: String,
+    /// The evidence item name (also its directory name).
+    pub item: String,
+    /// Who ran the acquisition.
+    pub examiner: String,
+    /// The examiner's agency, if given.
+    pub agency: Option<String>,
+    /// Free-form notes for this item.
+    pub notes: Option<String>,
+}
+
+/// What the source was and how it was protected from writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct SourceIdentity {
+    /// The path given on the command line.
+    pub path: String,
+    /// The path after resolving symlinks.
+    pub canonical_path: Option<String>,
+    /// "block_device" or "regular_file".
+    pub kind: String,
+    /// Size in bytes when opened (BLKGETSIZE64 for block devices).
+    pub size_bytes: u64,
+    /// Logical sector size (BLKSSZGET), block devices only.
+    pub logical_sector_size: Option<u32>,
+    /// Physical sector size (BLKPBSZGET), block devices only.
+    pub physical_sector_size: Option<u32>,
+    /// "major:minor" of the block device.
+    pub device_number: Option<String>,
+    /// Vendor from sysfs, where present.
+    pub vendor: Option<String>,
+    /// Model from sysfs, where present.
+    pub model: Option<String>,
+    /// Serial number from sysfs, where present.
+    pub serial: Option<String>,
+    /// World Wide Name / WWID from sysfs, where present.
+    pub wwn: Option<String>,
+    /// For loop devices: the file behind it.
+    pub loop_backing_file: Option<String>,
+    /// The write protection that was set and verified.
+    pub write_protection: WriteProtection,
+}
+
+/// Write protection as attempted and as verified afterwards.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct WriteProtection {
+    /// How the source was opened (always read-only).
+    pub open_mode: String,
+    /// The block device's read-only flag before Vestige touched it (BLKROGET).
+    pub read_only_before: Option<bool>,
+    /// What BLKROSET did: "set", "already_set", "not_applicable" or "failed: <error>".
+    pub blkroset: String,
+    /// The read-only flag read back with BLKROGET after setting it.
+    pub read_only_verified: Option<bool>,
+}
+
+/// The machine the acquisition ran on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct HostInfo {
+    /// Host name.
+    pub hostname: Option<String>,
+    /// Kernel release (uname -r).
+    pub kernel: Option<String>,
+    /// Kernel lockdown state from /sys/kernel/security/lockdown ("[none] integrity ...").
+    pub lockdown: Option<String>,
+    /// Hints that this is a virtual machine (DMI vendor/product, CPU hypervisor flag).
+    pub hypervisor_hints: Vec<String>,
+}
+
+/// Start and end times.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Times {
+    /// RFC 3339, UTC.
+    pub started_utc: String,
+    /// RFC 3339, UTC.
+    pub finished_utc: String,
+    /// System clock minus the hardware clock (RTC, read as UTC) in seconds at the start.
+    pub system_minus_rtc_seconds: Option<i64>,
+    /// Where the RTC reading came from, or why there is none.
+    pub rtc_note: String,
+}
+
+/// How the copy was made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct AcquisitionInfo {
+    /// Bytes the source held when opened.
+    pub bytes_expected: u64,
+    /// Bytes read and written to the image, from offset 0.
+    pub bytes_acquired: u64,
+    /// Byte ranges that could not be read (start, length).
+    pub unreadable_ranges: Vec<ByteRange>,
+    /// Chunk size in bytes: one zstd frame and one digest per chunk.
+    pub chunk_size_bytes: u64,
+    /// zstd compression level.
+    pub zstd_level: i32,
+    /// Threads used for compression.
+    pub compression_threads: u32,
+}
+
+/// A byte range of the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ByteRange {
+    /// First byte.
+    pub offset_bytes: u64,
+    /// Length in bytes.
+    pub length_bytes: u64,
+}
+
+/// Hashes of the source stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct SourceHashes {
+    /// SHA-256, lowercase hex.
+    pub sha256: String,
+    /// MD5, when asked for.
+    pub md5: Option<String>,
+    /// SHA-1, when asked for.
+    pub sha1: Option<String>,
+}
+
+/// The per-chunk digests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ChunkDigests {
+    /// "BLAKE3".
+    pub algorithm: String,
+    /// Every chunk is this long but the last.
+    pub chunk_size_bytes: u64,
+    /// One lowercase hex digest per chunk, in order.
+    pub digests: Vec<String>,
+}
+
+/// A file of the item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputFile {
+    /// The file name inside the item directory.
+    pub name: String,
+    /// Size in bytes.
+    pub size_bytes: u64,
+    /// SHA-256, lowercase hex.
+    pub sha256: String,
+}
+
+/// The signing key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRef {
+    /// signify key number, 16 hex digits.
+    pub keynum: String,
+    /// SHA256 fingerprint of the public key.
+    pub fingerprint: String,
+    /// Where the public key is kept, relative to the case directory.
+    pub public_key_file: Option<String>,
+}
+
+/// Errors reading a manifest.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// The file could not be read.
+    #[error("cannot read manifest {path}")]
+    Io {
+        /// The manifest path.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The JSON does not match the format.
+    #[error("manifest {path}: line {line}, column {column}: not a valid {MANIFEST_FORMAT} manifest")]
+    Json {
+        /// The manifest path.
+        path: String,
+        /// 1-based line of the error.
+        line: usize,
+        /// 1-based column of the error.
+        column: usize,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The format field names another format.
+    #[error("manifest {path}: format is {found:?}, expected {MANIFEST_FORMAT:?}")]
+    Format {
+        /// The manifest path.
+        path: String,
+        /// The format found.
+        found: String,
+    },
+}
+
+/// The largest manifest accepted when reading (a 64 TiB source at 4 MiB chunks is ~1.1 GB of
+/// digests; manifests that large are refused rather than loaded).
+pub const MAX_MANIFEST_BYTES: u64 = 256 * 1024 * 1024;
+
+impl Manifest {
+    /// Serialises as pretty JSON with a trailing newline.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
+        out.push(b'\n');
+        out
+    }
+
+    /// Parses a manifest from bytes; `path` names the file in errors.
+    pub fn from_json(bytes: &[u8], path: &Path) -> Result<Self, ManifestError> {
+        let m: Manifest = serde_json::from_slice(bytes).map_err(|source| ManifestError::Json {
+            path: path.display().to_string(),
+            line: source.line(),
+            column: source.column(),
+            source,
+        })?;
+        if m.format != MANIFEST_FORMAT {
+            return Err(ManifestError::Format {
+                path: path.display().to_string(),
+                found: m.format,
+            });
+        }
+        Ok(m)
+    }
+
+    /// Reads and parses a manifest file, refusing files over [`MAX_MANIFEST_BYTES`].
+    pub fn read(path: &Path) -> Result<Self, ManifestError> {
+        let io = |source| ManifestError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let bytes = crate::fsutil::read_capped(path, MAX_MANIFEST_BYTES).map_err(io)?;
+        Self::from_json(&bytes, path)
+    }
+}
