@@ -128,17 +128,28 @@ pub fn acquire_disk(
     cancel: &AtomicBool,
 ) -> Result<DiskOutcome, AcquireError> {
     check_item_name(req.item)?;
-    let src = source::open(req.source)?;
     let case_dir = req.case.dir();
     let out_err = |path: &Path, what| {
         let path = path.to_path_buf();
         move |source| AcquireError::Output { path, what, source }
     };
-    if let Some(why) = source::output_overlaps_source(&src, case_dir)
-        .map_err(out_err(case_dir, "stat the case directory"))?
-    {
-        return Err(AcquireError::OutputOnSource(why));
+    // Checked before the source is opened: BLKROSET on a disk whose file system holds the
+    // case would break that file system's writes, and the evidence would land on the target.
+    let device = source::device_number(req.source).map_err(|e| {
+        AcquireError::Source(source::SourceError::Io {
+            path: req.source.to_path_buf(),
+            what: "stat it",
+            source: e,
+        })
+    })?;
+    if let Some(dev) = device {
+        if let Some(why) = source::output_overlaps_source(dev, case_dir)
+            .map_err(out_err(case_dir, "stat the case directory"))?
+        {
+            return Err(AcquireError::OutputOnSource(why));
+        }
     }
+    let src = source::open(req.source)?;
     let item_dir = case_dir.join(req.item);
     match std::fs::create_dir(&item_dir) {
         Ok(()) => {}

@@ -56,8 +56,6 @@ pub struct Source {
     pub identity: SourceIdentity,
     /// (major, minor) for block devices.
     pub device_number: Option<(u64, u64)>,
-    /// (st_dev, st_ino) for regular files.
-    pub file_id: Option<(u64, u64)>,
 }
 
 fn io_err<'a>(path: &'a Path, what: &'static str) -> impl FnOnce(io::Error) -> SourceError + 'a {
@@ -127,7 +125,6 @@ pub fn open(path: &Path) -> Result<Source, SourceError> {
             reader,
             identity,
             device_number: None,
-            file_id: Some((meta.dev(), meta.ino())),
         })
     } else {
         Err(SourceError::Kind {
@@ -207,39 +204,50 @@ fn open_block_device(
         reader,
         identity,
         device_number: Some((major, minor)),
-        file_id: None,
     })
 }
 
-/// Whether writing into `dir` could write to the source: `dir` lives on the source device
-/// or on one of its partitions (or the source is a partition of the disk `dir` is on), or
-/// — for a file source — `dir` is on the same file system and `candidate` is the file itself.
-pub fn output_overlaps_source(src: &Source, dir: &Path) -> io::Result<Option<String>> {
-    let meta = std::fs::metadata(dir)?;
-    let out_dev = meta.dev();
+/// The block device number of `path` when it is a block device, from `stat` alone (nothing
+/// is opened or read), so the output can be checked before the source is touched.
+pub fn device_number(path: &Path) -> io::Result<Option<(u64, u64)>> {
+    let meta = std::fs::metadata(path)?;
+    if !meta.file_type().is_block_device() {
+        return Ok(None);
+    }
+    let rdev = meta.rdev();
+    Ok(Some((
+        u64::from(nix::sys::stat::major(rdev)),
+        u64::from(nix::sys::stat::minor(rdev)),
+    )))
+}
+
+/// Whether writing into `dir` could write to the block device `source` (major, minor):
+/// `dir` lives on the device itself, or on a partition of it, or the source is a partition
+/// of the disk `dir` is on. Sibling partitions of one disk do not overlap.
+pub fn output_overlaps_source(source: (u64, u64), dir: &Path) -> io::Result<Option<String>> {
+    let out_dev = std::fs::metadata(dir)?.dev();
     let (omaj, omin) = (
         u64::from(nix::sys::stat::major(out_dev)),
         u64::from(nix::sys::stat::minor(out_dev)),
     );
-    if let Some((smaj, smin)) = src.device_number {
-        if (smaj, smin) == (omaj, omin) {
+    let (smaj, smin) = source;
+    if (smaj, smin) == (omaj, omin) {
+        return Ok(Some(format!(
+            "{} is on the source device {smaj}:{smin} itself",
+            dir.display()
+        )));
+    }
+    if let (Some(sdir), Some(odir)) = (
+        blockdev::sysfs_dir(smaj, smin),
+        blockdev::sysfs_dir(omaj, omin),
+    ) {
+        let sdisk = blockdev::whole_disk_dir(&sdir);
+        let odisk = blockdev::whole_disk_dir(&odir);
+        if sdisk == odisk && (sdir == sdisk || odir == odisk) {
             return Ok(Some(format!(
-                "{} is on the source device {smaj}:{smin} itself",
+                "{} is on device {omaj}:{omin}, which shares a disk with the source {smaj}:{smin}",
                 dir.display()
             )));
-        }
-        if let (Some(sdir), Some(odir)) = (
-            blockdev::sysfs_dir(smaj, smin),
-            blockdev::sysfs_dir(omaj, omin),
-        ) {
-            let sdisk = blockdev::whole_disk_dir(&sdir);
-            let odisk = blockdev::whole_disk_dir(&odir);
-            if sdisk == odisk && (sdir == sdisk || odir == odisk) {
-                return Ok(Some(format!(
-                    "{} is on device {omaj}:{omin}, which shares a disk with the source {smaj}:{smin}",
-                    dir.display()
-                )));
-            }
         }
     }
     Ok(None)
