@@ -14,12 +14,12 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use vestige_evidence::custody::{now_utc_rfc3339, Case, CustodyError, NewEntry};
+use vestige_evidence::error_chain;
 use vestige_evidence::fsutil::{sha256_hex, sync_dir, write_new};
 use vestige_evidence::manifest::{
     AcquisitionInfo, CaseRef, ChunkDigests, KeyRef, Manifest, OutputFile, SourceHashes, Status,
     Times, ToolInfo, IMAGE_FILE, MANIFEST_FILE, MANIFEST_FORMAT, SIGNATURE_FILE,
 };
-use vestige_evidence::error_chain;
 use vestige_evidence::signify::{self, ChecksumLine, SecretKey};
 
 /// What to acquire and how.
@@ -159,7 +159,11 @@ pub fn acquire_disk(
         Err(e) => return Err(out_err(&item_dir, "create the item directory")(e)),
     }
     let image_path = item_dir.join(IMAGE_FILE);
-    let image = match OpenOptions::new().write(true).create_new(true).open(&image_path) {
+    let image = match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&image_path)
+    {
         Ok(f) => f,
         Err(e) => {
             // Nothing was written: leave no empty item behind to be mistaken for evidence.
@@ -176,7 +180,11 @@ pub fn acquire_disk(
     let out = pipeline::run(&src.reader, image, &req.pipeline, progress, cancel);
     let finished = now_utc_rfc3339();
 
-    let status = if out.stopped.is_none() { Status::Complete } else { Status::Incomplete };
+    let status = if out.stopped.is_none() {
+        Status::Complete
+    } else {
+        Status::Incomplete
+    };
     let incomplete_reason = out.stopped.as_ref().map(|r| {
         format!(
             "{}; bytes 0..{} acquired, {}..{} missing",
@@ -237,8 +245,10 @@ pub fn acquire_disk(
     };
     let manifest_json = manifest.to_json();
     let manifest_path = item_dir.join(MANIFEST_FILE);
-    write_new(&manifest_path, &manifest_json)
-        .map_err(out_err(&manifest_path, "write the manifest (the image is kept)"))?;
+    write_new(&manifest_path, &manifest_json).map_err(out_err(
+        &manifest_path,
+        "write the manifest (the image is kept)",
+    ))?;
     let manifest_sha = sha256_hex(&manifest_json);
 
     let list = signify::format_checksum_list(&[
@@ -254,10 +264,15 @@ pub fn acquire_disk(
         },
     ]);
     let sig = req.key.sign(list.as_bytes());
-    let comment = format!("verify with {}", req.public_key_file.as_deref().unwrap_or("the case key"));
+    let comment = format!(
+        "verify with {}",
+        req.public_key_file.as_deref().unwrap_or("the case key")
+    );
     let sig_path = item_dir.join(SIGNATURE_FILE);
-    write_new(&sig_path, &signify::embed(&sig, &comment, list.as_bytes()))
-        .map_err(out_err(&sig_path, "write the signature (image and manifest are kept)"))?;
+    write_new(&sig_path, &signify::embed(&sig, &comment, list.as_bytes())).map_err(out_err(
+        &sig_path,
+        "write the signature (image and manifest are kept)",
+    ))?;
     sync_dir(&item_dir).map_err(out_err(&item_dir, "sync the item directory"))?;
 
     let mut hashes = BTreeMap::new();
@@ -274,7 +289,10 @@ pub fn acquire_disk(
     details.insert("source".to_string(), src.identity.path.clone());
     details.insert("status".to_string(), format!("{status:?}").to_lowercase());
     details.insert("bytes_acquired".to_string(), out.bytes_acquired.to_string());
-    details.insert("key_fingerprint".to_string(), req.key.public_key().fingerprint());
+    details.insert(
+        "key_fingerprint".to_string(),
+        req.key.public_key().fingerprint(),
+    );
     req.case.append(
         NewEntry {
             examiner: req.examiner.to_string(),

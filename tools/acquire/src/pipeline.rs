@@ -243,7 +243,11 @@ pub fn run(
     let (done_tx, done_rx) = sync_channel::<Chunk>(cfg.slots);
 
     let mut hashers: Vec<(SyncSender<Arc<Chunk>>, Receiver<Arc<Chunk>>, HashKind)> = Vec::new();
-    for (on, kind) in [(true, HashKind::Sha256), (cfg.md5, HashKind::Md5), (cfg.sha1, HashKind::Sha1)] {
+    for (on, kind) in [
+        (true, HashKind::Sha256),
+        (cfg.md5, HashKind::Md5),
+        (cfg.sha1, HashKind::Sha1),
+    ] {
         if on {
             let (tx, rx) = sync_channel::<Arc<Chunk>>(cfg.slots);
             hashers.push((tx, rx, kind));
@@ -255,7 +259,9 @@ pub fn run(
             let work_tx = work_tx.clone();
             let (pool, next, stop) = (&pool, &next, &stop);
             s.spawn(move || {
-                read_loop(source, size, chunk_size, n_chunks, pool, next, stop, cancel, &work_tx)
+                read_loop(
+                    source, size, chunk_size, n_chunks, pool, next, stop, cancel, &work_tx,
+                )
             });
         }
         drop(work_tx);
@@ -356,7 +362,12 @@ fn read_loop(
         }
         let offset = index * chunk_bytes;
         if cancel.load(Ordering::SeqCst) {
-            stop.set(index, StopReason::Cancelled { offset_bytes: offset });
+            stop.set(
+                index,
+                StopReason::Cancelled {
+                    offset_bytes: offset,
+                },
+            );
             return;
         }
         let want = usize::try_from((size - offset).min(chunk_bytes)).unwrap_or(chunk_size);
@@ -417,19 +428,33 @@ fn compress_loop(
     let mut compressor = match FrameCompressor::new(level) {
         Ok(c) => Some(c),
         Err(e) => {
-            stop.set(0, StopReason::Compress { chunk: 0, message: e.to_string() });
+            stop.set(
+                0,
+                StopReason::Compress {
+                    chunk: 0,
+                    message: e.to_string(),
+                },
+            );
             None
         }
     };
     loop {
         let next = work_rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
         let Ok(mut chunk) = next else { return };
-        let Some(comp) = compressor.as_mut() else { continue };
+        let Some(comp) = compressor.as_mut() else {
+            continue;
+        };
         chunk.digest = *blake3::hash(&chunk.slot.raw).as_bytes();
         match comp.compress(&chunk.slot.raw, &mut chunk.slot.frame) {
             Ok(entry) => chunk.entry = Some(entry),
             Err(e) => {
-                stop.set(chunk.index, StopReason::Compress { chunk: chunk.index, message: e.to_string() });
+                stop.set(
+                    chunk.index,
+                    StopReason::Compress {
+                        chunk: chunk.index,
+                        message: e.to_string(),
+                    },
+                );
                 continue;
             }
         }
@@ -473,7 +498,13 @@ fn write_loop(
         while let Some(chunk) = pending.remove(&next_index) {
             let Some(entry) = chunk.entry else { break };
             if let Err(e) = out.write_all(&chunk.slot.frame) {
-                stop.set(chunk.index, StopReason::Write { offset_bytes: image_size, source: e });
+                stop.set(
+                    chunk.index,
+                    StopReason::Write {
+                        offset_bytes: image_size,
+                        source: e,
+                    },
+                );
                 failed = true;
                 pending.clear();
                 break;
@@ -500,7 +531,10 @@ fn write_loop(
             image_size += seek_table.len() as u64;
         }
         Err(e) => {
-            seal_error = Some(StopReason::Write { offset_bytes: image_size, source: e });
+            seal_error = Some(StopReason::Write {
+                offset_bytes: image_size,
+                source: e,
+            });
         }
     }
     Written {
@@ -520,8 +554,16 @@ enum HashKind {
     Sha1,
 }
 
-fn hash_loop(kind: HashKind, rx: &Receiver<Arc<Chunk>>, progress: Option<&Progress>) -> (String, u64) {
-    fn feed<D: Digest>(mut d: D, rx: &Receiver<Arc<Chunk>>, progress: Option<&Progress>) -> (String, u64) {
+fn hash_loop(
+    kind: HashKind,
+    rx: &Receiver<Arc<Chunk>>,
+    progress: Option<&Progress>,
+) -> (String, u64) {
+    fn feed<D: Digest>(
+        mut d: D,
+        rx: &Receiver<Arc<Chunk>>,
+        progress: Option<&Progress>,
+    ) -> (String, u64) {
         let mut n = 0u64;
         for chunk in rx {
             d.update(&chunk.slot.raw);

@@ -89,9 +89,7 @@ fn open_read_only(path: &Path) -> io::Result<(File, &'static str)> {
         .open(path)
     {
         Ok(f) => Ok((f, "O_RDONLY|O_NOATIME")),
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-            Ok((File::open(path)?, "O_RDONLY"))
-        }
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => Ok((File::open(path)?, "O_RDONLY")),
         Err(e) => Err(e),
     }
 }

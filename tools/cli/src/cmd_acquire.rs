@@ -70,19 +70,30 @@ fn tool_info() -> ToolInfo {
     ToolInfo {
         name: "vestige".to_string(),
         version: env!("CARGO_PKG_VERSION").to_string(),
-        binary_sha256: sha256_file(std::path::Path::new("/proc/self/exe")).ok().map(|(h, _)| h),
+        binary_sha256: sha256_file(std::path::Path::new("/proc/self/exe"))
+            .ok()
+            .map(|(h, _)| h),
     }
 }
 
 fn disk(a: &DiskArgs) -> Result<Exit> {
     let case = Case::open(&a.case).with_context(|| format!("opening case {}", a.case.display()))?;
-    let examiner = a.examiner.clone().unwrap_or_else(|| case.info().examiner.clone());
+    let examiner = a
+        .examiner
+        .clone()
+        .unwrap_or_else(|| case.info().examiner.clone());
     vestige_acquire::disk::check_item_name(&a.item)?;
     if case.dir().join(&a.item).exists() {
-        bail!("{}: item already exists; choose another --item name", case.dir().join(&a.item).display());
+        bail!(
+            "{}: item already exists; choose another --item name",
+            case.dir().join(&a.item).display()
+        );
     }
     let (key, new_key) = match &a.key {
-        Some(path) => (keys::load_secret(path, a.passphrase_file.as_deref())?, false),
+        Some(path) => (
+            keys::load_secret(path, a.passphrase_file.as_deref())?,
+            false,
+        ),
         None => keys::per_case_key(case.dir(), &case.info().case_id)?,
     };
     let pk = key.public_key();
@@ -119,7 +130,11 @@ fn disk(a: &DiskArgs) -> Result<Exit> {
     let total = std::fs::metadata(&a.source).map(|m| m.len()).unwrap_or(0);
     let display = progress::show(
         "acquiring",
-        if total == 0 { source_size_hint(&a.source) } else { total },
+        if total == 0 {
+            source_size_hint(&a.source)
+        } else {
+            total
+        },
         progress::counter_of(Arc::clone(&progress), |p| &p.bytes_done),
     );
     let req = DiskRequest {
@@ -150,16 +165,24 @@ fn disk(a: &DiskArgs) -> Result<Exit> {
         "public_key": pub_rel,
         "incomplete_reason": m.incomplete_reason,
     });
-    println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&summary).unwrap_or_default()
+    );
     match (m.status, &outcome.stopped) {
         (Status::Complete, _) => {
-            eprintln!("acquired {} bytes; SHA-256 {}", m.acquisition.bytes_acquired, m.hashes.sha256);
+            eprintln!(
+                "acquired {} bytes; SHA-256 {}",
+                m.acquisition.bytes_acquired, m.hashes.sha256
+            );
             Ok(Exit::Ok)
         }
         (Status::Incomplete, stopped) => {
             eprintln!(
                 "INCOMPLETE: {}",
-                stopped.as_ref().map_or_else(|| "stopped early".to_string(), |s| error_chain(s))
+                stopped
+                    .as_ref()
+                    .map_or_else(|| "stopped early".to_string(), |s| error_chain(s))
             );
             eprintln!(
                 "the partial image (bytes 0..{}) is kept in {} and marked incomplete",

@@ -48,7 +48,11 @@ pub fn run(cmd: CaseCommand) -> Result<Exit> {
             };
             let case = Case::init(&a.dir, info, &tool_string())
                 .with_context(|| format!("creating case {}", a.dir.display()))?;
-            eprintln!("case {} created in {}", case.info().case_id, case.dir().display());
+            eprintln!(
+                "case {} created in {}",
+                case.info().case_id,
+                case.dir().display()
+            );
             Ok(Exit::Ok)
         }
     }

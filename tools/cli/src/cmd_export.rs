@@ -66,13 +66,20 @@ fn raw(a: &RawArgs) -> Result<Exit> {
         if let Err(e) = flushed {
             eprintln!("problem: writing {}: {e}", partial.display());
         }
-        eprintln!("export failed verification; nothing was left at {}", a.out.display());
+        eprintln!(
+            "export failed verification; nothing was left at {}",
+            a.out.display()
+        );
         return Ok(Exit::NotVerified);
     }
-    std::fs::rename(&partial, &a.out).with_context(|| format!("renaming {} to {}", partial.display(), a.out.display()))?;
+    std::fs::rename(&partial, &a.out)
+        .with_context(|| format!("renaming {} to {}", partial.display(), a.out.display()))?;
     let bytes = report.image.as_ref().map_or(0, |i| i.bytes);
     let sha = report.source_sha256.clone().unwrap_or_default();
-    println!("{}", serde_json::json!({"out": a.out.display().to_string(), "bytes": bytes, "sha256": sha, "verdict": report.verdict}));
+    println!(
+        "{}",
+        serde_json::json!({"out": a.out.display().to_string(), "bytes": bytes, "sha256": sha, "verdict": report.verdict})
+    );
     if let Some(case_dir) = a.item.parent() {
         if let Ok(case) = Case::open(case_dir) {
             let mut hashes = BTreeMap::new();
@@ -81,10 +88,23 @@ fn raw(a: &RawArgs) -> Result<Exit> {
             details.insert("out".to_string(), a.out.display().to_string());
             details.insert("bytes".to_string(), bytes.to_string());
             let item = a.item.file_name().map(|n| n.to_string_lossy().to_string());
-            if let Err(e) = case.append(NewEntry { examiner: case.info().examiner.clone(), action: "export-raw".to_string(), item, hashes, details }, &tool_string()) {
+            if let Err(e) = case.append(
+                NewEntry {
+                    examiner: case.info().examiner.clone(),
+                    action: "export-raw".to_string(),
+                    item,
+                    hashes,
+                    details,
+                },
+                &tool_string(),
+            ) {
                 eprintln!("note: could not record the export in the custody log: {e}");
             }
         }
     }
-    Ok(if report.verdict == Verdict::VerifiedIncomplete { Exit::Incomplete } else { Exit::Ok })
+    Ok(if report.verdict == Verdict::VerifiedIncomplete {
+        Exit::Incomplete
+    } else {
+        Exit::Ok
+    })
 }

@@ -37,7 +37,11 @@ pub fn run(cmd: KeyCommand) -> Result<Exit> {
 fn generate(a: &GenerateArgs) -> Result<Exit> {
     let key = SecretKey::generate()?;
     let pass = if a.passphrase || a.passphrase_file.is_some() {
-        Some(passphrase(a.passphrase_file.as_deref(), "passphrase: ", true)?)
+        Some(passphrase(
+            a.passphrase_file.as_deref(),
+            "passphrase: ",
+            true,
+        )?)
     } else {
         None
     };
@@ -46,16 +50,27 @@ fn generate(a: &GenerateArgs) -> Result<Exit> {
     pub_path.push(".pub");
     let mut sec_path = a.prefix.clone().into_os_string();
     sec_path.push(".sec");
-    let sec_text = key.to_file_string(&format!("{} secret key", a.comment), pass.as_ref().map(|p| p.as_bytes()))?;
+    let sec_text = key.to_file_string(
+        &format!("{} secret key", a.comment),
+        pass.as_ref().map(|p| p.as_bytes()),
+    )?;
     write_new_mode(sec_path.as_ref(), sec_text.as_bytes(), 0o600)?;
     write_new_mode(
         pub_path.as_ref(),
-        pk.to_file_string(&format!("{} public key", a.comment)).as_bytes(),
+        pk.to_file_string(&format!("{} public key", a.comment))
+            .as_bytes(),
         0o644,
     )?;
     eprintln!("public key: {}", PathBuf::from(&pub_path).display());
-    eprintln!("secret key: {} (mode 0600{})", PathBuf::from(&sec_path).display(),
-        if pass.is_some() { ", passphrase-protected" } else { ", not encrypted" });
+    eprintln!(
+        "secret key: {} (mode 0600{})",
+        PathBuf::from(&sec_path).display(),
+        if pass.is_some() {
+            ", passphrase-protected"
+        } else {
+            ", not encrypted"
+        }
+    );
     println!("keynum {}", pk.keynum);
     println!("fingerprint {}", pk.fingerprint());
     Ok(Exit::Ok)

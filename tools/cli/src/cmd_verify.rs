@@ -29,8 +29,10 @@ pub struct VerifyArgs {
 }
 
 pub fn load_pubkey(path: &Path) -> Result<PublicKey> {
-    let bytes = read_capped(path, 4096).with_context(|| format!("reading public key {}", path.display()))?;
-    let text = std::str::from_utf8(&bytes).with_context(|| format!("{} is not a signify public key", path.display()))?;
+    let bytes = read_capped(path, 4096)
+        .with_context(|| format!("reading public key {}", path.display()))?;
+    let text = std::str::from_utf8(&bytes)
+        .with_context(|| format!("{} is not a signify public key", path.display()))?;
     PublicKey::parse(text).with_context(|| format!("reading public key {}", path.display()))
 }
 
@@ -57,11 +59,22 @@ pub fn run(a: &VerifyArgs) -> Result<Exit> {
         bail!("{}: expected a case or item directory", a.path.display());
     }
     let is_case = a.path.join(CASE_FILE).exists();
-    let items = if is_case { case_items(&a.path)? } else { vec![a.path.clone()] };
+    let items = if is_case {
+        case_items(&a.path)?
+    } else {
+        vec![a.path.clone()]
+    };
     if !is_case && !a.path.join(SIGNATURE_FILE).exists() && !a.path.join("manifest.json").exists() {
-        bail!("{}: neither a case (no case.json) nor an evidence item (no SHA256.sig)", a.path.display());
+        bail!(
+            "{}: neither a case (no case.json) nor an evidence item (no SHA256.sig)",
+            a.path.display()
+        );
     }
-    let custody = is_case.then(|| verify_chain(&a.path.join(CUSTODY_FILE)).map(|e| e.len()).map_err(|e| error_chain(&e)));
+    let custody = is_case.then(|| {
+        verify_chain(&a.path.join(CUSTODY_FILE))
+            .map(|e| e.len())
+            .map_err(|e| error_chain(&e))
+    });
     let mut reports = Vec::new();
     for item in &items {
         if !a.json {
@@ -77,7 +90,9 @@ pub fn run(a: &VerifyArgs) -> Result<Exit> {
     }
     let all_ok = reports.iter().all(|r| r.verdict != Verdict::Failed)
         && custody.as_ref().is_none_or(|c| c.is_ok());
-    let any_incomplete = reports.iter().any(|r| r.verdict == Verdict::VerifiedIncomplete);
+    let any_incomplete = reports
+        .iter()
+        .any(|r| r.verdict == Verdict::VerifiedIncomplete);
     if a.json {
         let out = serde_json::json!({
             "path": a.path.display().to_string(),
@@ -98,19 +113,39 @@ pub fn run(a: &VerifyArgs) -> Result<Exit> {
     if is_case {
         if let Ok(case) = Case::open(&a.path) {
             let mut details = BTreeMap::new();
-            details.insert("result".to_string(), if all_ok { "verified" } else { "failed" }.to_string());
+            details.insert(
+                "result".to_string(),
+                if all_ok { "verified" } else { "failed" }.to_string(),
+            );
             details.insert("items".to_string(), items.len().to_string());
             let hashes = reports
                 .iter()
-                .filter_map(|r| Some((format!("{} source sha256", Path::new(&r.item_dir).file_name()?.to_string_lossy()), r.source_sha256.clone()?)))
+                .filter_map(|r| {
+                    Some((
+                        format!(
+                            "{} source sha256",
+                            Path::new(&r.item_dir).file_name()?.to_string_lossy()
+                        ),
+                        r.source_sha256.clone()?,
+                    ))
+                })
                 .collect();
             // Only a chain that verified gets a new link; a broken log is left as found.
             if custody.as_ref().is_some_and(|c| c.is_ok()) {
                 if let Err(e) = case.append(
-                    NewEntry { examiner: case.info().examiner.clone(), action: "verify".to_string(), item: None, hashes, details },
+                    NewEntry {
+                        examiner: case.info().examiner.clone(),
+                        action: "verify".to_string(),
+                        item: None,
+                        hashes,
+                        details,
+                    },
                     &tool_string(),
                 ) {
-                    eprintln!("note: could not record the verification in the custody log: {}", error_chain(&e));
+                    eprintln!(
+                        "note: could not record the verification in the custody log: {}",
+                        error_chain(&e)
+                    );
                 }
             }
         }
@@ -134,23 +169,49 @@ fn print_report(r: &ItemReport, secs: f64) {
     if let Some(s) = &r.signature {
         let key = match (&s.fingerprint, s.pinned) {
             (Some(f), true) => format!("{f} (given with --pubkey)"),
-            (Some(f), false) => format!("{f} (from {}; compare with the custody form)", s.key_file.as_deref().unwrap_or("the case")),
+            (Some(f), false) => format!(
+                "{f} (from {}; compare with the custody form)",
+                s.key_file.as_deref().unwrap_or("the case")
+            ),
             (None, _) => "no key".to_string(),
         };
-        println!("  signature: {} by key {} {key}", if s.ok { "good" } else { "BAD" }, s.keynum);
+        println!(
+            "  signature: {} by key {} {key}",
+            if s.ok { "good" } else { "BAD" },
+            s.keynum
+        );
     }
     for f in &r.files {
-        println!("  {:<14} {}", f.name, if f.ok { "hash matches" } else { "HASH MISMATCH" });
+        println!(
+            "  {:<14} {}",
+            f.name,
+            if f.ok {
+                "hash matches"
+            } else {
+                "HASH MISMATCH"
+            }
+        );
     }
     if let Some(i) = &r.image {
-        let rate = if secs > 0.0 { i.bytes as f64 / secs / 1e6 } else { 0.0 };
+        let rate = if secs > 0.0 {
+            i.bytes as f64 / secs / 1e6
+        } else {
+            0.0
+        };
         println!(
             "  image: {} bytes in {} chunks, {} good, {} bad ({rate:.0} MB/s)",
             i.bytes, i.frames, i.chunks_ok, i.chunks_bad
         );
         for (name, value) in &i.recomputed {
             let ok = !i.mismatched.contains_key(name);
-            println!("  source {name:<7} {value} {}", if ok { "matches the manifest" } else { "DIFFERS from the manifest" });
+            println!(
+                "  source {name:<7} {value} {}",
+                if ok {
+                    "matches the manifest"
+                } else {
+                    "DIFFERS from the manifest"
+                }
+            );
         }
     }
     for p in &r.problems {

@@ -20,14 +20,21 @@ use zeroize::Zeroizing;
 /// else asked on the terminal (twice when `confirm`).
 pub fn passphrase(file: Option<&Path>, prompt: &str, confirm: bool) -> Result<Zeroizing<String>> {
     if let Some(f) = file {
-        let bytes = Zeroizing::new(read_capped(f, 4096).with_context(|| format!("reading passphrase file {}", f.display()))?);
+        let bytes = Zeroizing::new(
+            read_capped(f, 4096)
+                .with_context(|| format!("reading passphrase file {}", f.display()))?,
+        );
         let text = std::str::from_utf8(&bytes).context("passphrase file is not UTF-8")?;
-        return Ok(Zeroizing::new(text.lines().next().unwrap_or("").to_string()));
+        return Ok(Zeroizing::new(
+            text.lines().next().unwrap_or("").to_string(),
+        ));
     }
     if let Ok(p) = std::env::var("VESTIGE_PASSPHRASE") {
         return Ok(Zeroizing::new(p));
     }
-    let first = Zeroizing::new(rpassword::prompt_password(prompt).context("reading the passphrase from the terminal")?);
+    let first = Zeroizing::new(
+        rpassword::prompt_password(prompt).context("reading the passphrase from the terminal")?,
+    );
     if confirm {
         let again = Zeroizing::new(rpassword::prompt_password("again: ")?);
         if *first != *again {
@@ -39,11 +46,20 @@ pub fn passphrase(file: Option<&Path>, prompt: &str, confirm: bool) -> Result<Ze
 
 /// Loads a signify secret key, asking for its passphrase when it is encrypted.
 pub fn load_secret(path: &Path, passphrase_file: Option<&Path>) -> Result<SecretKey> {
-    let bytes = Zeroizing::new(read_capped(path, 4096).with_context(|| format!("reading secret key {}", path.display()))?);
-    let text = std::str::from_utf8(&bytes).with_context(|| format!("{} is not a signify secret key (not UTF-8)", path.display()))?;
-    let encrypted = SecretKey::is_encrypted_file(text).with_context(|| format!("reading secret key {}", path.display()))?;
+    let bytes = Zeroizing::new(
+        read_capped(path, 4096)
+            .with_context(|| format!("reading secret key {}", path.display()))?,
+    );
+    let text = std::str::from_utf8(&bytes)
+        .with_context(|| format!("{} is not a signify secret key (not UTF-8)", path.display()))?;
+    let encrypted = SecretKey::is_encrypted_file(text)
+        .with_context(|| format!("reading secret key {}", path.display()))?;
     let key = if encrypted {
-        let p = passphrase(passphrase_file, &format!("passphrase for {}: ", path.display()), false)?;
+        let p = passphrase(
+            passphrase_file,
+            &format!("passphrase for {}: ", path.display()),
+            false,
+        )?;
         SecretKey::parse(text, Some(p.as_bytes()))
     } else {
         SecretKey::parse(text, None)
@@ -59,7 +75,9 @@ pub fn write_new_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
         .mode(mode)
         .open(path)
         .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(bytes).and_then(|()| f.sync_all()).with_context(|| format!("writing {}", path.display()))
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Saves `pk` as `<case>/keys/<keynum>.pub` unless an identical file is there; returns the
@@ -72,7 +90,11 @@ pub fn publish_in_case(case_dir: &Path, pk: &PublicKey) -> Result<String> {
     let text = pk.to_file_string(&format!("vestige public key {}", pk.fingerprint()));
     match read_capped(&path, 4096) {
         Ok(existing) => {
-            let same = std::str::from_utf8(&existing).ok().and_then(|t| PublicKey::parse(t).ok()).as_ref() == Some(pk);
+            let same = std::str::from_utf8(&existing)
+                .ok()
+                .and_then(|t| PublicKey::parse(t).ok())
+                .as_ref()
+                == Some(pk);
             if !same {
                 bail!("{} exists and holds a different key", path.display());
             }
@@ -102,7 +124,9 @@ pub fn per_case_key(case_dir: &Path, case_id: &str) -> Result<(SecretKey, bool)>
         let mut pubs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
         pubs.sort();
         for p in pubs {
-            let Some(stem) = p.file_stem().and_then(|s| s.to_str()) else { continue };
+            let Some(stem) = p.file_stem().and_then(|s| s.to_str()) else {
+                continue;
+            };
             let sec = store.join(format!("{stem}.sec"));
             if sec.exists() {
                 let key = load_secret(&sec, None)?;
@@ -115,7 +139,10 @@ pub fn per_case_key(case_dir: &Path, case_id: &str) -> Result<(SecretKey, bool)>
     let key = SecretKey::generate().context("generating a per-case key")?;
     std::fs::create_dir_all(&store).with_context(|| format!("creating {}", store.display()))?;
     let sec = store.join(format!("{}.sec", key.keynum()));
-    let text = key.to_file_string(&format!("vestige per-case secret key for case {case_id}"), None)?;
+    let text = key.to_file_string(
+        &format!("vestige per-case secret key for case {case_id}"),
+        None,
+    )?;
     write_new_mode(&sec, text.as_bytes(), 0o600)?;
     Ok((key, true))
 }

@@ -15,7 +15,11 @@ pub struct Display {
 }
 
 /// Shows `counter` against `total` bytes until finished.
-pub fn show(label: &'static str, total: u64, counter: Arc<dyn Fn() -> u64 + Send + Sync>) -> Display {
+pub fn show(
+    label: &'static str,
+    total: u64,
+    counter: Arc<dyn Fn() -> u64 + Send + Sync>,
+) -> Display {
     let done = Arc::new(AtomicBool::new(false));
     let stop = Arc::clone(&done);
     let thread = std::thread::spawn(move || {
@@ -46,7 +50,11 @@ pub fn show(label: &'static str, total: u64, counter: Arc<dyn Fn() -> u64 + Send
                     let secs = start.elapsed().as_secs_f64().max(0.001);
                     tracing::info!(
                         "{label}: {n} of {total} bytes ({:.1}%), {:.0} MB/s",
-                        if total == 0 { 100.0 } else { n as f64 * 100.0 / total as f64 },
+                        if total == 0 {
+                            100.0
+                        } else {
+                            n as f64 * 100.0 / total as f64
+                        },
                         n as f64 / secs / 1e6
                     );
                 }

@@ -1,6 +1,6 @@
 //! Signal handling: Ctrl-C stops an acquisition cleanly; a closed pipe ends output quietly.
 
-use nix::sys::signal::{signal, sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use nix::sys::signal::{sigaction, signal, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Set by SIGINT/SIGTERM; the pipeline polls it.

@@ -163,10 +163,9 @@ pub fn now_utc_rfc3339() -> String {
 /// Formats a time as RFC 3339 UTC (seconds precision; subseconds are noise in a custody log).
 pub fn format_utc(t: time::OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
-    let fmt = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
-    );
-    t.format(&fmt).unwrap_or_else(|_| t.unix_timestamp().to_string())
+    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    t.format(&fmt)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
 /// An open case directory.
@@ -189,7 +188,8 @@ impl Case {
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(dir).map_err(io_err(dir, "cannot create the case directory"))?;
+                std::fs::create_dir_all(dir)
+                    .map_err(io_err(dir, "cannot create the case directory"))?;
             }
             Err(e) => return Err(io_err(dir, "cannot read the case directory")(e)),
         }
@@ -205,13 +205,16 @@ impl Case {
         };
         let mut hashes = BTreeMap::new();
         hashes.insert("case.json sha256".to_string(), sha256_hex(&json));
-        case.append(NewEntry {
-            examiner: case.info.examiner.clone(),
-            action: "case-init".to_string(),
-            item: None,
-            hashes,
-            details: BTreeMap::new(),
-        }, tool)?;
+        case.append(
+            NewEntry {
+                examiner: case.info.examiner.clone(),
+                action: "case-init".to_string(),
+                item: None,
+                hashes,
+                details: BTreeMap::new(),
+            },
+            tool,
+        )?;
         sync_dir(dir).map_err(io_err(dir, "cannot sync the case directory"))?;
         Ok(case)
     }
@@ -219,8 +222,10 @@ impl Case {
     /// Opens an existing case directory.
     pub fn open(dir: &Path) -> Result<Self, CustodyError> {
         let path = dir.join(CASE_FILE);
-        let bytes = read_capped(&path, MAX_CASE_FILE_BYTES)
-            .map_err(io_err(&path, "cannot read case.json (is this a case directory?)"))?;
+        let bytes = read_capped(&path, MAX_CASE_FILE_BYTES).map_err(io_err(
+            &path,
+            "cannot read case.json (is this a case directory?)",
+        ))?;
         let info: CaseInfo = serde_json::from_slice(&bytes).map_err(|e| CustodyError::BadCase {
             path: path.clone(),
             reason: e.to_string(),
@@ -256,19 +261,22 @@ impl Case {
             .create(true)
             .open(&path)
             .map_err(io_err(&path, "cannot open the custody log"))?;
-        file.lock().map_err(io_err(&path, "cannot lock the custody log"))?;
+        file.lock()
+            .map_err(io_err(&path, "cannot lock the custody log"))?;
         let existing = read_capped(&path, MAX_CASE_FILE_BYTES)
             .map_err(io_err(&path, "cannot read the custody log"))?;
         let (seq, prev) = match last_line(&existing) {
             None => (1, GENESIS.to_string()),
             Some(line) => {
-                let last: CustodyEntry = serde_json::from_slice(line).map_err(|e| {
-                    CustodyError::BadEntry {
+                let last: CustodyEntry =
+                    serde_json::from_slice(line).map_err(|e| CustodyError::BadEntry {
                         path: path.clone(),
-                        line: existing.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count(),
+                        line: existing
+                            .split(|&b| b == b'\n')
+                            .filter(|l| !l.is_empty())
+                            .count(),
                         reason: e.to_string(),
-                    }
-                })?;
+                    })?;
                 (last.seq.saturating_add(1), sha256_hex(line))
             }
         };
@@ -298,7 +306,10 @@ impl Case {
 }
 
 fn last_line(bytes: &[u8]) -> Option<&[u8]> {
-    bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()).next_back()
+    bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .next_back()
 }
 
 /// Reads custody.jsonl and checks every link and sequence number; returns the entries.
@@ -389,7 +400,11 @@ mod tests {
 
         let log = case_dir.join(CUSTODY_FILE);
         let text = std::fs::read_to_string(&log).unwrap();
-        std::fs::write(&log, text.replacen("\"action\":\"b\"", "\"action\":\"x\"", 1)).unwrap();
+        std::fs::write(
+            &log,
+            text.replacen("\"action\":\"b\"", "\"action\":\"x\"", 1),
+        )
+        .unwrap();
         match verify_chain(&log) {
             Err(CustodyError::Chain { line, .. }) => assert_eq!(line, 4),
             other => panic!("expected a broken chain, got {other:?}"),

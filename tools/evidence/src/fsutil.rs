@@ -13,11 +13,15 @@ pub fn read_capped(path: &Path, max_bytes: u64) -> io::Result<Vec<u8>> {
     if len > max_bytes {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("{} is {len} bytes, more than the {max_bytes} accepted", path.display()),
+            format!(
+                "{} is {len} bytes, more than the {max_bytes} accepted",
+                path.display()
+            ),
         ));
     }
     let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-    file.take(max_bytes.saturating_add(1)).read_to_end(&mut out)?;
+    file.take(max_bytes.saturating_add(1))
+        .read_to_end(&mut out)?;
     if out.len() as u64 > max_bytes {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,

@@ -240,7 +240,9 @@ pub enum ManifestError {
         source: std::io::Error,
     },
     /// The JSON does not match the format.
-    #[error("manifest {path}: line {line}, column {column}: not a valid {MANIFEST_FORMAT} manifest")]
+    #[error(
+        "manifest {path}: line {line}, column {column}: not a valid {MANIFEST_FORMAT} manifest"
+    )]
     Json {
         /// The manifest path.
         path: String,

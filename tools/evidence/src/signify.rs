@@ -28,7 +28,10 @@
 //! by the signed message.
 //!
 //! Parsers here take hostile input: every length is checked before use, comments are
-//! bounded, and anything after the base64 line other than one final newline is rejected.
+//! bounded (at most [`COMMENT_MAX_BYTES`], not empty, no control bytes), and anything
+//! after the base64 line of a detached file is rejected. Detached files may lack the
+//! final newline (signify insists on it, pasted keys often lack it); an embedded
+//! signature needs it, as it marks where the message starts.
 //!
 //! ```
 //! use vestige_evidence::signify::{PublicKey, SecretKey, Signature};

@@ -129,7 +129,11 @@ pub struct ItemReport {
 /// Finds the public key for `keynum` among the case's keys/ directory.
 fn find_case_key(item_dir: &Path, keynum: &str) -> Option<(PublicKey, PathBuf)> {
     let keys = item_dir.parent()?.join(CASE_KEYS_DIR);
-    let mut entries: Vec<_> = std::fs::read_dir(&keys).ok()?.flatten().map(|e| e.path()).collect();
+    let mut entries: Vec<_> = std::fs::read_dir(&keys)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     entries.sort();
     entries.into_iter().find_map(|p| {
         if p.extension().and_then(|e| e.to_str()) != Some("pub") {
@@ -204,7 +208,8 @@ pub fn verify_item(
         r.files.push(check);
     }
     if !listed.iter().any(|l| l.name == MANIFEST_FILE) {
-        r.problems.push("the signed list does not cover manifest.json".to_string());
+        r.problems
+            .push("the signed list does not cover manifest.json".to_string());
     }
     let manifest_ok = r.files.iter().any(|f| f.name == MANIFEST_FILE && f.ok);
     let manifest = match Manifest::read(&item_dir.join(MANIFEST_FILE)) {
@@ -215,14 +220,17 @@ pub fn verify_item(
         }
     };
     if !manifest_ok {
-        r.problems
-            .push("manifest.json does not match its signed hash; its contents are not trusted".to_string());
+        r.problems.push(
+            "manifest.json does not match its signed hash; its contents are not trusted"
+                .to_string(),
+        );
     }
     r.status = Some(manifest.status);
     r.source_sha256 = Some(manifest.hashes.sha256.clone());
 
     let Some(image_expected) = image_expected else {
-        r.problems.push("the signed list does not cover image.zst".to_string());
+        r.problems
+            .push("the signed list does not cover image.zst".to_string());
         return r;
     };
     let image_path = item_dir.join(IMAGE_FILE);
@@ -282,14 +290,19 @@ fn read_signed_list(
     let bytes = match read_capped(sig_path, MAX_SIG_BYTES) {
         Ok(b) => b,
         Err(e) => {
-            r.problems.push(format!("{}: cannot read: {e}", sig_path.display()));
+            r.problems
+                .push(format!("{}: cannot read: {e}", sig_path.display()));
             return None;
         }
     };
     let (sig, message) = match signify::parse_embedded(&bytes) {
         Ok(x) => x,
         Err(e) => {
-            r.problems.push(format!("{}: {}", sig_path.display(), crate::error_chain(&e)));
+            r.problems.push(format!(
+                "{}: {}",
+                sig_path.display(),
+                crate::error_chain(&e)
+            ));
             return None;
         }
     };
@@ -322,7 +335,8 @@ fn read_signed_list(
     }
     let ok = check.ok;
     if let Some(e) = &check.error {
-        r.problems.push(format!("{SIGNATURE_FILE}: signature does not verify: {e}"));
+        r.problems
+            .push(format!("{SIGNATURE_FILE}: signature does not verify: {e}"));
     }
     r.signature = Some(check);
     if !ok {
@@ -331,14 +345,16 @@ fn read_signed_list(
     let text = match std::str::from_utf8(message) {
         Ok(t) => t,
         Err(e) => {
-            r.problems.push(format!("{SIGNATURE_FILE}: checksum list is not UTF-8: {e}"));
+            r.problems
+                .push(format!("{SIGNATURE_FILE}: checksum list is not UTF-8: {e}"));
             return None;
         }
     };
     match signify::parse_checksum_list(text) {
         Ok(l) => Some(l),
         Err(e) => {
-            r.problems.push(format!("{SIGNATURE_FILE}: {}", crate::error_chain(&e)));
+            r.problems
+                .push(format!("{SIGNATURE_FILE}: {}", crate::error_chain(&e)));
             None
         }
     }
@@ -434,27 +450,45 @@ fn check_image(
     let file_hash = match file_hash {
         Ok(h) => Some(h),
         Err(e) => {
-            check.error.get_or_insert(format!("reading the container failed: {e}"));
+            check
+                .error
+                .get_or_insert(format!("reading the container failed: {e}"));
             None
         }
     };
     if let Some(e) = sink_error {
-        check.error.get_or_insert(format!("writing the restored image failed: {e}"));
+        check
+            .error
+            .get_or_insert(format!("writing the restored image failed: {e}"));
     }
     let mut compare = |name: &str, want: Option<&String>, got: String| {
         if let Some(want) = want {
             if *want != got {
-                check.mismatched.insert(name.to_string(), (want.clone(), got.clone()));
+                check
+                    .mismatched
+                    .insert(name.to_string(), (want.clone(), got.clone()));
             }
         }
         check.recomputed.insert(name.to_string(), got);
     };
-    compare("sha256", Some(&manifest.hashes.sha256), hex::encode(sha256.finalize()));
+    compare(
+        "sha256",
+        Some(&manifest.hashes.sha256),
+        hex::encode(sha256.finalize()),
+    );
     if let Some(h) = md5 {
-        compare("md5", manifest.hashes.md5.as_ref(), hex::encode(h.finalize()));
+        compare(
+            "md5",
+            manifest.hashes.md5.as_ref(),
+            hex::encode(h.finalize()),
+        );
     }
     if let Some(h) = sha1 {
-        compare("sha1", manifest.hashes.sha1.as_ref(), hex::encode(h.finalize()));
+        compare(
+            "sha1",
+            manifest.hashes.sha1.as_ref(),
+            hex::encode(h.finalize()),
+        );
     }
     (check, file_hash)
 }

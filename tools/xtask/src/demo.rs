@@ -22,7 +22,11 @@ const DEMO_TOOLS: &[(&str, &str)] = &[
 
 fn sha256(path: &Path) -> Result<String> {
     let out = output(Command::new("sha256sum").arg(path))?;
-    Ok(out.split_whitespace().next().unwrap_or_default().to_string())
+    Ok(out
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string())
 }
 
 /// Builds the suspect disk: GPT, partition 1 ext4 with files, one deleted with debugfs.
@@ -48,12 +52,28 @@ fn make_suspect(dir: &Path) -> Result<PathBuf> {
     let _ = std::fs::remove_file(&disk);
     run(Command::new("truncate").args(["-s", "64M"]).arg(&disk))?;
     run(Command::new("mkfs.ext4")
-        .args(["-q", "-F", "-E", "offset=1048576", "-U", "5e1f0000-0000-4000-8000-00000000d1d0", "-d"])
+        .args([
+            "-q",
+            "-F",
+            "-E",
+            "offset=1048576",
+            "-U",
+            "5e1f0000-0000-4000-8000-00000000d1d0",
+            "-d",
+        ])
         .arg(&files)
         .arg(&disk)
         .arg("60M"))?;
     run(Command::new("sgdisk")
-        .args(["-o", "-n", "1:2048:+60M", "-t", "1:8300", "-c", "1:suspect-root"])
+        .args([
+            "-o",
+            "-n",
+            "1:2048:+60M",
+            "-t",
+            "1:8300",
+            "-c",
+            "1:suspect-root",
+        ])
         .arg(&disk)
         .stdout(std::process::Stdio::null()))?;
     // Delete a file the way a suspect would, so later analysis has something to recover.
@@ -69,6 +89,9 @@ fn make_suspect(dir: &Path) -> Result<PathBuf> {
 struct Loop(String);
 impl Drop for Loop {
     fn drop(&mut self) {
+        // The kernel keeps BLKROSET on a loop device after detach; give it back writable
+        // to the next user of this machine (the demo's target file is hashed, unchanged).
+        let _ = Command::new("blockdev").args(["--setrw", &self.0]).status();
         let _ = Command::new("losetup").args(["-d", &self.0]).status();
     }
 }
@@ -102,17 +125,28 @@ fn run_demo() -> Result<()> {
         eprintln!("note: not root; acquiring the image file instead of a loop device");
         None
     };
-    let source: PathBuf = loopdev.as_ref().map_or_else(|| disk.clone(), |l| PathBuf::from(&l.0));
+    let source: PathBuf = loopdev
+        .as_ref()
+        .map_or_else(|| disk.clone(), |l| PathBuf::from(&l.0));
 
     let case = work.join("case");
     let keys = work.join("keys");
     std::fs::create_dir_all(&keys)?;
     step("vestige key generate / case init");
-    run(Command::new(&vestige).args(["key", "generate"]).arg(keys.join("examiner")))?;
+    run(Command::new(&vestige)
+        .args(["key", "generate"])
+        .arg(keys.join("examiner")))?;
     run(Command::new(&vestige)
         .args(["case", "init"])
         .arg(&case)
-        .args(["--case-id", "DEMO-2026-001", "--examiner", "Demo Examiner", "--agency", "Vestige demo lab"]))?;
+        .args([
+            "--case-id",
+            "DEMO-2026-001",
+            "--examiner",
+            "Demo Examiner",
+            "--agency",
+            "Vestige demo lab",
+        ]))?;
 
     step(&format!("vestige acquire disk {}", source.display()));
     run(Command::new(&vestige)
@@ -142,12 +176,19 @@ fn run_demo() -> Result<()> {
         "zstd -dc '{}' | sha256sum",
         item.join("image.zst").display()
     )))?;
-    let restored = restored.split_whitespace().next().unwrap_or_default().to_string();
+    let restored = restored
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
     eprintln!("zstd -d | sha256sum: {restored}");
 
     step("vestige export raw");
     let raw = work.join("suspect-export.raw");
-    run(Command::new(&vestige).args(["export", "raw"]).arg(&item).arg(&raw))?;
+    run(Command::new(&vestige)
+        .args(["export", "raw"])
+        .arg(&item)
+        .arg(&raw))?;
     let exported = sha256(&raw)?;
 
     let after = sha256(&disk)?;

@@ -42,7 +42,14 @@ fn test() -> Result<()> {
     host::step("cargo fmt --check");
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     host::step("cargo clippy -D warnings");
-    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     host::step("cargo test (stock tools required)");
     run(cargo()
         .args(["test", "--workspace"])
