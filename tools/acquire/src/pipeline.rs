@@ -242,7 +242,7 @@ pub fn run(
     let work_rx = Arc::new(Mutex::new(work_rx));
     let (done_tx, done_rx) = sync_channel::<Chunk>(cfg.slots);
 
-    let mut hashers: Vec<(SyncSender<Arc<Chunk>>, Receiver<Arc<Chunk>>, HashKind)> = Vec::new();
+    let mut hashers: Vec<HasherChannel> = Vec::new();
     for (on, kind) in [
         (true, HashKind::Sha256),
         (cfg.md5, HashKind::Md5),
@@ -546,6 +546,9 @@ fn write_loop(
         seal_error,
     }
 }
+
+/// A stream hasher's channel ends and algorithm.
+type HasherChannel = (SyncSender<Arc<Chunk>>, Receiver<Arc<Chunk>>, HashKind);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum HashKind {

@@ -94,6 +94,11 @@ fn open_read_only(path: &Path) -> io::Result<(File, &'static str)> {
     }
 }
 
+/// Splits a device number into (major, minor).
+fn major_minor(dev: u64) -> (u64, u64) {
+    (nix::sys::stat::major(dev), nix::sys::stat::minor(dev))
+}
+
 /// Opens `path` for acquisition. Block devices get BLKROSET before anything reads them.
 pub fn open(path: &Path) -> Result<Source, SourceError> {
     let meta = std::fs::metadata(path).map_err(io_err(path, "stat it"))?;
@@ -164,10 +169,7 @@ fn open_block_device(
     let logical = blockdev::logical_sector_size(&file).map_err(ioctl_err("BLKSSZGET"))?;
     let physical = blockdev::physical_sector_size(&file).map_err(ioctl_err("BLKPBSZGET"))?;
     let rdev = meta.rdev();
-    let (major, minor) = (
-        u64::from(nix::sys::stat::major(rdev)),
-        u64::from(nix::sys::stat::minor(rdev)),
-    );
+    let (major, minor) = major_minor(rdev);
     let sys = blockdev::sysfs_dir(major, minor)
         .map(|d| blockdev::identity(&blockdev::whole_disk_dir(&d)))
         .unwrap_or_default();
@@ -213,10 +215,7 @@ pub fn device_number(path: &Path) -> io::Result<Option<(u64, u64)>> {
         return Ok(None);
     }
     let rdev = meta.rdev();
-    Ok(Some((
-        u64::from(nix::sys::stat::major(rdev)),
-        u64::from(nix::sys::stat::minor(rdev)),
-    )))
+    Ok(Some(major_minor(rdev)))
 }
 
 /// Whether writing into `dir` could write to the block device `source` (major, minor):
@@ -224,10 +223,7 @@ pub fn device_number(path: &Path) -> io::Result<Option<(u64, u64)>> {
 /// of the disk `dir` is on. Sibling partitions of one disk do not overlap.
 pub fn output_overlaps_source(source: (u64, u64), dir: &Path) -> io::Result<Option<String>> {
     let out_dev = std::fs::metadata(dir)?.dev();
-    let (omaj, omin) = (
-        u64::from(nix::sys::stat::major(out_dev)),
-        u64::from(nix::sys::stat::minor(out_dev)),
-    );
+    let (omaj, omin) = major_minor(out_dev);
     let (smaj, smin) = source;
     if (smaj, smin) == (omaj, omin) {
         return Ok(Some(format!(

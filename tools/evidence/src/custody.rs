@@ -306,10 +306,7 @@ impl Case {
 }
 
 fn last_line(bytes: &[u8]) -> Option<&[u8]> {
-    bytes
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .next_back()
+    bytes.split(|&b| b == b'\n').rfind(|l| !l.is_empty())
 }
 
 /// Reads custody.jsonl and checks every link and sequence number; returns the entries.

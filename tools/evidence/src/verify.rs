@@ -398,7 +398,7 @@ fn check_image(
     let mut sink = sink;
     let mut sink_error = None;
     let file_hash = stream_frames(&reader, &table, threads, |info, result| {
-        let expected = digests.get(usize::try_from(info.index).unwrap_or(usize::MAX));
+        let expected = digests.get(info.index);
         let bad = |reason: String| BadChunk {
             index: info.index as u64,
             offset_bytes: info.decompressed_offset,
