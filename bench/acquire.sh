@@ -5,6 +5,7 @@
 # Usage: bench/acquire.sh [SIZE_MIB]        (default 2048)
 #   BENCH_DIR  work dir for the corpus and the outputs (default /var/tmp/vestige-bench)
 #   REPS       runs of each measurement; the best (shortest) time is reported (default 1)
+#   VESTIGE_BIN  use this vestige binary instead of building one (optional)
 #
 # Each tool is timed with /usr/bin/time -f '%e %M' (wall seconds, peak RSS KiB); each
 # output is measured and deleted before the next tool runs (then `sync`, untimed).
@@ -47,9 +48,14 @@ bash "$mkcorpus" "$corpus" "$size_mib" >&2
 corpus_bytes=$(stat -c %s "$corpus")
 
 # ---- 2. build ---------------------------------------------------------------------------
-log "building vestige (release)"
-(cd "$repo" && cargo build --release -q -p vestige-cli >&2)
-vestige="$repo/target/release/vestige"
+if [ -n "${VESTIGE_BIN:-}" ]; then
+  vestige=$VESTIGE_BIN   # a prebuilt binary (e.g. while the work tree does not build)
+  log "using prebuilt $vestige (VESTIGE_BIN); not building"
+else
+  log "building vestige (release)"
+  (cd "$repo" && cargo build --release -q -p vestige-cli >&2)
+  vestige="$repo/target/release/vestige"
+fi
 
 # ---- 3. measure -------------------------------------------------------------------------
 log "warming the page cache"

@@ -427,7 +427,10 @@ fn interrupted_acquisition_is_kept_marked_incomplete_and_verifies_as_such() {
     let m = manifest(&item);
     assert_eq!(m["status"], "incomplete");
     let got = m["acquisition"]["bytes_acquired"].as_u64().unwrap();
-    assert!(got > 0 && got < 64 << 30 && got.is_multiple_of(4 << 20), "{got}");
+    assert!(
+        got > 0 && got < 64 << 30 && got.is_multiple_of(4 << 20),
+        "{got}"
+    );
     assert!(m["incomplete_reason"].as_str().unwrap().contains("missing"));
     // Verify: sound but incomplete (exit 3), and never "verified" as complete.
     let (rc, r) = verify_json(&item, &public);
