@@ -69,13 +69,15 @@ fails=()
 fail() { echo "FAIL: $*"; fails+=("$*"); }
 
 # results, keyed by row name
-declare -A secs rss outb
+declare -A secs rss outb runs
 # timed NAME CMD...: runs CMD under /usr/bin/time, keeps the best time and the largest RSS
 timed() {
   local name=$1; shift
   local tf="$work/time.$name" rc=0
   /usr/bin/time -f '%e %M' -o "$tf" "$@" </dev/null || rc=$?
   local s m; read -r s m < <(tail -n 1 "$tf")
+  runs[$name]="${runs[$name]:-}${runs[$name]:+ }$s"
+  log "$name: ${s}s, ${m} KiB"
   if [ -z "${secs[$name]:-}" ] || awk -v a="$s" -v b="${secs[$name]}" 'BEGIN{exit !(a < b)}'; then
     secs[$name]=$s
   fi
@@ -160,7 +162,11 @@ echo "## Vestige acquisition benchmark"
 echo
 echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ); host: $(uname -srm)"
 echo "- CPU: ${cpu:-unknown}; nproc: $(nproc); memory: $mem"
-echo "- vestige: $("$vestige" --version) (commit $(git -C "$repo" rev-parse --short HEAD)$(git -C "$repo" diff --quiet HEAD -- tools 2>/dev/null || echo ', work tree modified'))"
+if [ -n "${VESTIGE_BIN:-}" ]; then
+  echo "- vestige: $("$vestige" --version) (prebuilt $vestige)"
+else
+  echo "- vestige: $("$vestige" --version) (commit $(git -C "$repo" rev-parse --short HEAD)$(git -C "$repo" diff --quiet HEAD -- tools 2>/dev/null || echo ', work tree modified'))"
+fi
 echo "- dc3dd: $(dc3dd --version 2>&1 | head -n 1); ewfacquire: $(ewfacquire -V 2>&1 | head -n 1); zstd: $(zstd --version 2>&1 | head -n 1)"
 echo "- corpus: $corpus ($corpus_bytes bytes, $size_mib MiB), page cache warm; REPS=$reps (best time, largest RSS)"
 echo
@@ -184,7 +190,11 @@ row pipeline   "tee + sha256sum + zstd -3 -T0"
 row zstd       "zstd -3 -T0 (no hash)"
 row verify     "vestige verify (reads image)"
 echo
-echo "Verify's own report: $(grep -o 'image: .*' "$work/verify.out" 2>/dev/null | head -n 1 || true)"
+if [ "$reps" -gt 1 ]; then
+  echo "All runs (seconds): vestige ${runs[vestige]:-—}; dc3dd ${runs[dc3dd]:-—}; ewfacquire ${runs[ewfacquire]:-—}; pipeline ${runs[pipeline]:-—}; zstd ${runs[zstd]:-—}; verify ${runs[verify]:-—}"
+  echo
+fi
+echo "Verify's own report (last run): $(grep -o 'image: .*' "$work/verify.out" 2>/dev/null | head -n 1 || true)"
 echo
 
 target() { # DESCRIPTION AWK-CONDITION DETAIL
