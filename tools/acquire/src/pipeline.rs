@@ -583,3 +583,197 @@ fn hash_loop(
         HashKind::Sha1 => feed(sha1::Sha1::new(), rx, progress),
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use vestige_evidence::seekable::SeekableReader;
+
+    /// A source that fails reads touching `bad_from..` (a fault-injecting ReadAt).
+    struct Faulty {
+        data: Vec<u8>,
+        bad_from: u64,
+    }
+
+    impl ReadAt for Faulty {
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+            if offset + buf.len() as u64 > self.bad_from {
+                return Err(io::Error::from_raw_os_error(libc::EIO));
+            }
+            self.data.read_at(buf, offset)
+        }
+        fn size(&self) -> u64 {
+            self.data.len() as u64
+        }
+    }
+
+    fn pseudo_random(len: usize) -> Vec<u8> {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        (0..len)
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                // Mix compressible runs with noise so frames differ in size.
+                if (i / 100_000) % 3 == 0 {
+                    0
+                } else {
+                    x as u8
+                }
+            })
+            .collect()
+    }
+
+    fn config(chunk: usize) -> PipelineConfig {
+        let mut c = PipelineConfig::new(1);
+        c.chunk_size = chunk;
+        c.md5 = true;
+        c.sha1 = true;
+        c
+    }
+
+    fn run_to_file(src: &dyn ReadAt, cfg: &PipelineConfig) -> (PipelineOutput, Vec<u8>) {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        let out = run(
+            src,
+            f.reopen().unwrap(),
+            cfg,
+            &Progress::default(),
+            &AtomicBool::new(false),
+        );
+        (out, std::fs::read(f.path()).unwrap())
+    }
+
+    #[test]
+    fn parallel_pipeline_equals_sequential_hashes_and_restores_the_source() {
+        let data = pseudo_random(3 * 65536 + 12345);
+        let (out, image) = run_to_file(&data, &config(65536));
+        assert!(out.stopped.is_none());
+        assert_eq!(out.bytes_acquired, data.len() as u64);
+        assert_eq!(out.sha256, hex::encode(sha2::Sha256::digest(&data)));
+        assert_eq!(out.md5.unwrap(), hex::encode(md5::Md5::digest(&data)));
+        assert_eq!(out.sha1.unwrap(), hex::encode(sha1::Sha1::digest(&data)));
+        assert_eq!(out.chunk_digests.len(), 4);
+        for (i, chunk) in data.chunks(65536).enumerate() {
+            assert_eq!(
+                out.chunk_digests[i],
+                blake3::hash(chunk).to_hex().to_string()
+            );
+        }
+        assert_eq!(out.image_size, image.len() as u64);
+        assert_eq!(out.image_sha256, hex::encode(sha2::Sha256::digest(&image)));
+        let reader = SeekableReader::open(image).unwrap();
+        let mut back = vec![0u8; data.len()];
+        reader.read_exact_at(&mut back, 0).unwrap();
+        assert_eq!(back, data);
+    }
+
+    #[test]
+    fn empty_source_gives_an_empty_valid_container() {
+        let (out, image) = run_to_file(&Vec::<u8>::new(), &config(65536));
+        assert!(out.stopped.is_none());
+        assert_eq!(out.bytes_acquired, 0);
+        assert_eq!(out.sha256, hex::encode(sha2::Sha256::digest(b"")));
+        assert_eq!(SeekableReader::open(image).unwrap().size(), 0);
+    }
+
+    #[test]
+    fn read_error_stops_at_the_failing_chunk_with_hashes_of_the_prefix() {
+        let data = pseudo_random(10 * 65536);
+        let src = Faulty {
+            data: data.clone(),
+            bad_from: 6 * 65536 + 5,
+        };
+        let (out, image) = run_to_file(&src, &config(65536));
+        match &out.stopped {
+            Some(StopReason::Read {
+                offset_bytes,
+                length_bytes,
+                ..
+            }) => {
+                assert_eq!(*offset_bytes, 6 * 65536);
+                assert_eq!(*length_bytes, 65536);
+            }
+            other => panic!("expected a read error, got {other:?}"),
+        }
+        let prefix = &data[..6 * 65536];
+        assert_eq!(out.bytes_acquired, prefix.len() as u64);
+        assert_eq!(out.sha256, hex::encode(sha2::Sha256::digest(prefix)));
+        assert_eq!(out.chunk_digests.len(), 6);
+        // The partial container is sealed and restores exactly the prefix.
+        let reader = SeekableReader::open(image).unwrap();
+        assert_eq!(reader.size(), prefix.len() as u64);
+        let mut back = vec![0u8; prefix.len()];
+        reader.read_exact_at(&mut back, 0).unwrap();
+        assert_eq!(back, prefix);
+    }
+
+    #[test]
+    fn cancel_before_start_acquires_nothing_and_says_why() {
+        let data = pseudo_random(4 * 65536);
+        let f = tempfile::NamedTempFile::new().unwrap();
+        let out = run(
+            &data,
+            f.reopen().unwrap(),
+            &config(65536),
+            &Progress::default(),
+            &AtomicBool::new(true),
+        );
+        assert!(matches!(
+            out.stopped,
+            Some(StopReason::Cancelled { offset_bytes: 0 })
+        ));
+        assert_eq!(out.bytes_acquired, 0);
+    }
+
+    #[test]
+    fn full_output_media_stops_cleanly_with_a_write_error() {
+        // /dev/full fails every write with ENOSPC, like an evidence drive that filled up.
+        let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+            return;
+        };
+        let data = pseudo_random(8 * 65536);
+        let out = run(
+            &data,
+            full,
+            &config(65536),
+            &Progress::default(),
+            &AtomicBool::new(false),
+        );
+        match &out.stopped {
+            Some(StopReason::Write {
+                offset_bytes: 0,
+                source,
+            }) => {
+                assert_eq!(source.raw_os_error(), Some(libc::ENOSPC));
+            }
+            other => panic!("expected a write error, got {other:?}"),
+        }
+        assert_eq!(out.bytes_acquired, 0);
+        assert_eq!(out.sha256, hex::encode(sha2::Sha256::digest(b"")));
+    }
+
+    #[test]
+    fn a_source_that_shrinks_is_reported_as_truncated() {
+        struct Shrunk(Vec<u8>);
+        impl ReadAt for Shrunk {
+            fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+                // Claims 4 chunks, holds 2.5.
+                self.0.read_at(buf, offset)
+            }
+            fn size(&self) -> u64 {
+                4 * 65536
+            }
+        }
+        let src = Shrunk(pseudo_random(2 * 65536 + 32768));
+        let (out, _) = run_to_file(&src, &config(65536));
+        assert!(
+            matches!(out.stopped, Some(StopReason::Truncated { offset_bytes, expected_bytes })
+                if offset_bytes == 2 * 65536 + 32768 && expected_bytes == 4 * 65536),
+            "{:?}",
+            out.stopped
+        );
+        assert_eq!(out.bytes_acquired, 2 * 65536);
+    }
+}
