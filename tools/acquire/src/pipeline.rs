@@ -619,7 +619,7 @@ mod tests {
                 if (i / 100_000) % 3 == 0 {
                     0
                 } else {
-                    x as u8
+                    x.to_le_bytes()[0]
                 }
             })
             .collect()
