@@ -25,7 +25,8 @@ repo=$(git -C "$(dirname "${BASH_SOURCE[0]}")" rev-parse --show-toplevel)
 mkcorpus="$repo/../shared/bench/mkcorpus.sh"
 [ -f "$mkcorpus" ] || { echo "missing $mkcorpus" >&2; exit 2; }
 
-log() { echo "== $*" >&2; }
+exec 3>&2
+log() { echo "== $*" >&3; }
 
 # ---- 1. host tools ----------------------------------------------------------------------
 need=()
@@ -58,6 +59,7 @@ else
 fi
 
 # ---- 3. measure -------------------------------------------------------------------------
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 log "warming the page cache"
 cat "$corpus" > /dev/null
 ref_sha=$(sha256sum "$corpus" | cut -d' ' -f1)
@@ -168,6 +170,7 @@ else
   echo "- vestige: $("$vestige" --version) (commit $(git -C "$repo" rev-parse --short HEAD)$(git -C "$repo" diff --quiet HEAD -- tools 2>/dev/null || echo ', work tree modified'))"
 fi
 echo "- dc3dd: $(dc3dd --version 2>&1 | head -n 1); ewfacquire: $(ewfacquire -V 2>&1 | head -n 1); zstd: $(zstd --version 2>&1 | head -n 1)"
+echo "- load average (1/5/15 min) before: $load_start; after: $(cut -d' ' -f1-3 /proc/loadavg) (on $(nproc) CPUs; above ~1 before means other work was competing)"
 echo "- corpus: $corpus ($corpus_bytes bytes, $size_mib MiB), page cache warm; REPS=$reps (best time, largest RSS)"
 echo
 echo "| tool | seconds | MB/s | output bytes | output/corpus % | peak RSS MiB | vestige speed ÷ tool speed |"

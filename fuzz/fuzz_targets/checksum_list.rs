@@ -30,8 +30,14 @@ fuzz_target!(|data: &[u8]| {
         let name = line.name.as_str();
         assert!(!name.is_empty());
         assert!(name != "." && name != "..", "dot name {name:?}");
-        assert!(!name.contains(['/', '\\', ':', ')']), "separator in {name:?}");
-        assert!(!name.chars().any(char::is_control), "control char in {name:?}");
+        assert!(
+            !name.contains(['/', '\\', ':', ')']),
+            "separator in {name:?}"
+        );
+        assert!(
+            !name.chars().any(char::is_control),
+            "control char in {name:?}"
+        );
         assert!(name.len() <= CHECKSUM_NAME_MAX_BYTES);
         assert!(validate_file_name(name).is_ok());
         assert!(names.insert(name), "duplicate name {name:?}");
@@ -41,7 +47,10 @@ fuzz_target!(|data: &[u8]| {
             other => panic!("unknown algorithm {other:?} accepted"),
         };
         assert_eq!(line.hex.len(), want);
-        assert!(line.hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
+        assert!(line
+            .hex
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
         let rebuilt = ChecksumLine::new(&line.algorithm, &line.name, &line.hex)
             .expect("a parsed line is a valid entry");
         assert_eq!(&rebuilt, line);

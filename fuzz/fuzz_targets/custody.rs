@@ -38,7 +38,11 @@ fuzz_target!(|data: &[u8]| {
         Err(CustodyError::BadEntry { line, .. })
         | Err(CustodyError::Chain { line, .. })
         | Err(CustodyError::Sequence { line, .. }) => {
-            assert!(line >= 1 && line <= lines.len(), "error names line {line} of {}", lines.len());
+            assert!(
+                line >= 1 && line <= lines.len(),
+                "error names line {line} of {}",
+                lines.len()
+            );
         }
         Err(CustodyError::Io { .. }) => panic!("the temporary log is readable"),
         Err(_) => {}

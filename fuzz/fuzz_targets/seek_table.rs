@@ -46,7 +46,12 @@ fuzz_target!(|data: &[u8]| {
 
     // A few ranges through ReadAt: the start, each checked frame boundary, the end.
     let size = reader.size();
-    let mut ranges = vec![(0, 4096), (size.saturating_sub(17), 64), (size, 8), (u64::MAX, 8)];
+    let mut ranges = vec![
+        (0, 4096),
+        (size.saturating_sub(17), 64),
+        (size, 8),
+        (u64::MAX, 8),
+    ];
     for info in table.frames().take(FRAMES_CHECKED) {
         ranges.push((info.decompressed_end().saturating_sub(3), 7));
     }
@@ -89,7 +94,11 @@ fn check_table(table: &SeekTable, data: &[u8]) {
     }
     assert_eq!(seen, count);
     assert_eq!(table.frame(count), None);
-    assert_eq!(compressed, table.compressed_data_end(), "frames end before the table");
+    assert_eq!(
+        compressed,
+        table.compressed_data_end(),
+        "frames end before the table"
+    );
     assert_eq!(decompressed, table.decompressed_size());
     assert_eq!(table.frame_at(table.decompressed_size()), None);
 }
@@ -102,7 +111,11 @@ fn check_frame(reader: &SeekableReader<Vec<u8>>, info: &FrameInfo, data: &[u8]) 
     let compressed = data.get(start..end).expect("frame inside the container");
     let mut direct = Vec::new();
     let r2 = decompress_frame(info, compressed, &mut direct);
-    assert_eq!(r1.is_ok(), r2.is_ok(), "read_frame {r1:?} vs decompress_frame {r2:?}");
+    assert_eq!(
+        r1.is_ok(),
+        r2.is_ok(),
+        "read_frame {r1:?} vs decompress_frame {r2:?}"
+    );
     if r1.is_ok() {
         assert_eq!(via_reader.len(), info.decompressed_size as usize);
         assert_eq!(via_reader, direct);
@@ -138,6 +151,9 @@ fn read_range(reader: &SeekableReader<Vec<u8>>, table: &SeekTable, offset: u64, 
     let mut buf = vec![0u8; len];
     if let Ok(n) = reader.read_at(&mut buf, offset) {
         let expected = end.saturating_sub(offset);
-        assert_eq!(n as u64, expected, "read at {offset} of {len}: short read inside the data");
+        assert_eq!(
+            n as u64, expected,
+            "read at {offset} of {len}: short read inside the data"
+        );
     }
 }

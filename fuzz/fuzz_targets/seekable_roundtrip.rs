@@ -107,8 +107,14 @@ fuzz_target!(|input: &[u8]| {
         assert_eq!(&buf[..n], expect);
     }
     let mut past = [0u8; 4];
-    assert_eq!(reader.read_at(&mut past, len as u64).expect("read at end"), 0);
-    assert_eq!(reader.read_at(&mut past, u64::MAX).expect("read past end"), 0);
+    assert_eq!(
+        reader.read_at(&mut past, len as u64).expect("read at end"),
+        0
+    );
+    assert_eq!(
+        reader.read_at(&mut past, u64::MAX).expect("read past end"),
+        0
+    );
 
     // Tamper with one byte: read must fail or return exactly the source.
     if container.is_empty() {
@@ -124,11 +130,19 @@ fuzz_target!(|input: &[u8]| {
     // A table edit can only move bytes between frames of the real data or fail; a reader
     // that opens must not claim more data than frames restore (frames <= 1024 B here, but a
     // changed Decompressed_Size could claim up to 1 GiB: only read small claims).
-    if size > 1 << 20 || reader.table().frames().any(|f| f.decompressed_size > 1 << 16) {
+    if size > 1 << 20
+        || reader
+            .table()
+            .frames()
+            .any(|f| f.decompressed_size > 1 << 16)
+    {
         return;
     }
     let mut buf = vec![0u8; usize::try_from(size).expect("small")];
     if reader.read_exact_at(&mut buf, 0).is_ok() {
-        assert_eq!(buf, source, "one changed byte at {at} gave different data silently");
+        assert_eq!(
+            buf, source,
+            "one changed byte at {at} gave different data silently"
+        );
     }
 });

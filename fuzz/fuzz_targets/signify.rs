@@ -35,7 +35,9 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(again, text, "public key re-encodes differently");
         }
         let fp = pk.fingerprint();
-        let hex = fp.strip_prefix(FINGERPRINT_PREFIX).expect("fingerprint prefix");
+        let hex = fp
+            .strip_prefix(FINGERPRINT_PREFIX)
+            .expect("fingerprint prefix");
         assert!(hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
     }
 
@@ -67,7 +69,9 @@ fuzz_target!(|data: &[u8]| {
             if rounds <= MAX_ROUNDS_TRIED {
                 if let Ok(sk) = SecretKey::parse(text, Some(b"fuzz")) {
                     let sig = sk.sign(b"m");
-                    sk.public_key().verify(b"m", &sig).expect("own signature verifies");
+                    sk.public_key()
+                        .verify(b"m", &sig)
+                        .expect("own signature verifies");
                 }
             }
         }

@@ -55,9 +55,21 @@ fn container(source: &[u8], chunk: usize, checksums: bool) -> Result<Vec<u8>> {
 
 fn seek_table(dir: &Path) -> Result<()> {
     put(dir, "empty-source.zst", &container(b"", 16, true)?)?;
-    put(dir, "three-frames-checksums.zst", &container(TEXT, 24, true)?)?;
-    put(dir, "two-frames-no-checksums.zst", &container(TEXT, 40, false)?)?;
-    put(dir, "zeros-one-frame.zst", &container(&[0u8; 4096], 4096, true)?)?;
+    put(
+        dir,
+        "three-frames-checksums.zst",
+        &container(TEXT, 24, true)?,
+    )?;
+    put(
+        dir,
+        "two-frames-no-checksums.zst",
+        &container(TEXT, 40, false)?,
+    )?;
+    put(
+        dir,
+        "zeros-one-frame.zst",
+        &container(&[0u8; 4096], 4096, true)?,
+    )?;
     Ok(())
 }
 
@@ -77,8 +89,17 @@ fn seekable_roundtrip(dir: &Path) -> Result<()> {
 fn signify(dir: &Path) -> Result<()> {
     let sk = SecretKey::generate()?;
     let pk = sk.public_key();
-    put(dir, "key.pub", pk.to_file_string("vestige seed public key").as_bytes())?;
-    put(dir, "key.sec", sk.to_file_string("vestige seed secret key", None)?.as_bytes())?;
+    put(
+        dir,
+        "key.pub",
+        pk.to_file_string("vestige seed public key").as_bytes(),
+    )?;
+    put(
+        dir,
+        "key.sec",
+        sk.to_file_string("vestige seed secret key", None)?
+            .as_bytes(),
+    )?;
     put(
         dir,
         "key-encrypted.sec",
@@ -86,8 +107,16 @@ fn signify(dir: &Path) -> Result<()> {
             .as_bytes(),
     )?;
     let sig = sk.sign(TEXT);
-    put(dir, "detached.sig", sig.to_file_string("verify with key.pub").as_bytes())?;
-    put(dir, "embedded.sig", &embed(&sig, "verify with key.pub", TEXT))?;
+    put(
+        dir,
+        "detached.sig",
+        sig.to_file_string("verify with key.pub").as_bytes(),
+    )?;
+    put(
+        dir,
+        "embedded.sig",
+        &embed(&sig, "verify with key.pub", TEXT),
+    )?;
     Ok(())
 }
 
@@ -98,7 +127,11 @@ fn checksum_list(dir: &Path) -> Result<()> {
         ChecksumLine::sha256("manifest.json", &[0x01; 32])?,
         ChecksumLine::sha512("image.zst", &[0xfe; 64])?,
     ];
-    put(dir, "sha256-and-sha512", format_checksum_list(&two).as_bytes())?;
+    put(
+        dir,
+        "sha256-and-sha512",
+        format_checksum_list(&two).as_bytes(),
+    )?;
     Ok(())
 }
 

@@ -22,6 +22,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Condvar, Mutex};
 use vestige_evidence::read_at::ReadAt;
 use vestige_evidence::seekable::{FrameCompressor, FrameEntry, SeekTableWriter};
+use vestige_evidence::stream_hash::{Algorithm, StreamHashers};
 
 /// How to run the pipeline.
 #[derive(Debug, Clone)]
@@ -61,7 +62,7 @@ impl PipelineConfig {
 /// Live counters for a progress display.
 #[derive(Debug, Default)]
 pub struct Progress {
-    /// Source bytes read, compressed, written and hashed.
+    /// Source bytes read, compressed, written and handed to the hashers.
     pub bytes_done: AtomicU64,
     /// Compressed bytes written.
     pub bytes_written: AtomicU64,
@@ -192,6 +193,12 @@ struct Chunk {
     pool: Arc<Pool>,
 }
 
+impl AsRef<[u8]> for Chunk {
+    fn as_ref(&self) -> &[u8] {
+        &self.slot.raw
+    }
+}
+
 impl Drop for Chunk {
     fn drop(&mut self) {
         self.pool.give(std::mem::take(&mut self.slot));
@@ -242,17 +249,14 @@ pub fn run(
     let work_rx = Arc::new(Mutex::new(work_rx));
     let (done_tx, done_rx) = sync_channel::<Chunk>(cfg.slots);
 
-    let mut hashers: Vec<HasherChannel> = Vec::new();
-    for (on, kind) in [
-        (true, HashKind::Sha256),
-        (cfg.md5, HashKind::Md5),
-        (cfg.sha1, HashKind::Sha1),
-    ] {
-        if on {
-            let (tx, rx) = sync_channel::<Arc<Chunk>>(cfg.slots);
-            hashers.push((tx, rx, kind));
-        }
+    let mut algorithms = vec![Algorithm::Sha256];
+    if cfg.md5 {
+        algorithms.push(Algorithm::Md5);
     }
+    if cfg.sha1 {
+        algorithms.push(Algorithm::Sha1);
+    }
+    let hashers = StreamHashers::<Chunk>::start(&algorithms, cfg.slots);
 
     std::thread::scope(|s| {
         for _ in 0..cfg.read_threads.max(1) {
@@ -273,26 +277,10 @@ pub fn run(
         }
         drop(done_tx);
 
-        let mut senders = Vec::new();
-        let mut handles = Vec::new();
-        for (tx, rx, kind) in hashers {
-            senders.push(tx);
-            let progress_on = kind == HashKind::Sha256;
-            handles.push((
-                kind,
-                s.spawn(move || hash_loop(kind, &rx, progress_on.then_some(progress))),
-            ));
-        }
-
-        let written = write_loop(out, &done_rx, &senders, &stop, progress);
-        drop(senders);
-        let mut digests: BTreeMap<HashKind, (String, u64)> = BTreeMap::new();
-        for (kind, h) in handles {
-            if let Ok(d) = h.join() {
-                digests.insert(kind, d);
-            }
-        }
-        let (sha256, hashed) = digests.remove(&HashKind::Sha256).unwrap_or_default();
+        let written = write_loop(out, &done_rx, &hashers, &stop, progress);
+        let mut digests = hashers.finish();
+        let sha256 = digests.remove(&Algorithm::Sha256).unwrap_or_default();
+        let hashed = sha256.bytes;
         let bytes_acquired = written.bytes_acquired;
         if hashed != bytes_acquired {
             stop.set(
@@ -318,9 +306,9 @@ pub fn run(
         }
         PipelineOutput {
             bytes_acquired,
-            sha256,
-            md5: digests.remove(&HashKind::Md5).map(|d| d.0),
-            sha1: digests.remove(&HashKind::Sha1).map(|d| d.0),
+            sha256: sha256.hex,
+            md5: digests.remove(&Algorithm::Md5).map(|d| d.hex),
+            sha1: digests.remove(&Algorithm::Sha1).map(|d| d.hex),
             chunk_digests: written.chunk_digests,
             frames: written.frames,
             image_size: written.image_size,
@@ -478,7 +466,7 @@ struct Written {
 fn write_loop(
     mut out: File,
     done_rx: &Receiver<Chunk>,
-    hashers: &[SyncSender<Arc<Chunk>>],
+    hashers: &StreamHashers<Chunk>,
     stop: &Stop,
     progress: &Progress,
 ) -> Written {
@@ -516,10 +504,8 @@ fn write_loop(
             table.push(entry);
             digests.push(hex::encode(chunk.digest));
             next_index += 1;
-            let shared = Arc::new(chunk);
-            for h in hashers {
-                let _ = h.send(Arc::clone(&shared));
-            }
+            hashers.feed(&Arc::new(chunk));
+            progress.bytes_done.store(bytes_acquired, Ordering::Relaxed);
         }
     }
     // Seal: the seek table for the frames written, then make it durable.
@@ -544,43 +530,6 @@ fn write_loop(
         image_size,
         image_sha256: hex::encode(image_hash.finalize()),
         seal_error,
-    }
-}
-
-/// A stream hasher's channel ends and algorithm.
-type HasherChannel = (SyncSender<Arc<Chunk>>, Receiver<Arc<Chunk>>, HashKind);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum HashKind {
-    Sha256,
-    Md5,
-    Sha1,
-}
-
-fn hash_loop(
-    kind: HashKind,
-    rx: &Receiver<Arc<Chunk>>,
-    progress: Option<&Progress>,
-) -> (String, u64) {
-    fn feed<D: Digest>(
-        mut d: D,
-        rx: &Receiver<Arc<Chunk>>,
-        progress: Option<&Progress>,
-    ) -> (String, u64) {
-        let mut n = 0u64;
-        for chunk in rx {
-            d.update(&chunk.slot.raw);
-            n += chunk.slot.raw.len() as u64;
-            if let Some(p) = progress {
-                p.bytes_done.store(n, Ordering::Relaxed);
-            }
-        }
-        (hex::encode(d.finalize()), n)
-    }
-    match kind {
-        HashKind::Sha256 => feed(sha2::Sha256::new(), rx, progress),
-        HashKind::Md5 => feed(md5::Md5::new(), rx, progress),
-        HashKind::Sha1 => feed(sha1::Sha1::new(), rx, progress),
     }
 }
 

@@ -27,6 +27,7 @@ pub mod manifest;
 pub mod read_at;
 pub mod seekable;
 pub mod signify;
+pub mod stream_hash;
 pub mod verify;
 
 /// An error and its sources on one line: "a: b: c".

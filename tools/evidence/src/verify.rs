@@ -12,6 +12,7 @@ use crate::manifest::{Manifest, Status, IMAGE_FILE, MANIFEST_FILE, SIGNATURE_FIL
 use crate::read_at::{FileReader, ReadAt};
 use crate::seekable::{decompress_frame, FrameInfo, SeekTable};
 use crate::signify::{self, PublicKey};
+use crate::stream_hash::{Algorithm, StreamHashers};
 use serde::Serialize;
 use sha2::Digest;
 use std::collections::BTreeMap;
@@ -384,9 +385,14 @@ fn check_image(
         }
     };
     check.frames = table.frame_count() as u64;
-    let mut sha256 = sha2::Sha256::new();
-    let mut md5 = manifest.hashes.md5.as_ref().map(|_| md5_new());
-    let mut sha1 = manifest.hashes.sha1.as_ref().map(|_| sha1_new());
+    let mut algorithms = vec![Algorithm::Sha256];
+    if manifest.hashes.md5.is_some() {
+        algorithms.push(Algorithm::Md5);
+    }
+    if manifest.hashes.sha1.is_some() {
+        algorithms.push(Algorithm::Sha1);
+    }
+    let hashers = StreamHashers::<Vec<u8>>::start(&algorithms, threads.max(1) * 2);
     let digests = &manifest.chunks.digests;
     if digests.len() as u64 != check.frames {
         check.error = Some(format!(
@@ -423,25 +429,15 @@ fn check_image(
         }
         // Keep the stream aligned even past damage: a bad frame contributes zeros of its
         // declared size, so later offsets (and export) stay where they belong.
-        let zeros;
-        let data: &[u8] = match &result {
+        let data = Arc::new(match result {
             Ok((d, _)) => d,
-            Err(_) => {
-                zeros = vec![0u8; info.decompressed_size as usize];
-                &zeros
-            }
-        };
-        sha256.update(data);
-        if let Some(h) = md5.as_mut() {
-            h.update(data);
-        }
-        if let Some(h) = sha1.as_mut() {
-            h.update(data);
-        }
+            Err(_) => vec![0u8; info.decompressed_size as usize],
+        });
+        hashers.feed(&data);
         check.bytes += data.len() as u64;
         if let Some(w) = sink.as_mut() {
             if sink_error.is_none() {
-                if let Err(e) = w.write_all(data) {
+                if let Err(e) = w.write_all(&data) {
                     sink_error = Some(e);
                 }
             }
@@ -471,33 +467,21 @@ fn check_image(
         }
         check.recomputed.insert(name.to_string(), got);
     };
-    compare(
-        "sha256",
-        Some(&manifest.hashes.sha256),
-        hex::encode(sha256.finalize()),
-    );
-    if let Some(h) = md5 {
-        compare(
-            "md5",
-            manifest.hashes.md5.as_ref(),
-            hex::encode(h.finalize()),
-        );
-    }
-    if let Some(h) = sha1 {
-        compare(
-            "sha1",
-            manifest.hashes.sha1.as_ref(),
-            hex::encode(h.finalize()),
-        );
+    let digests = hashers.finish();
+    for (alg, name, want) in [
+        (Algorithm::Sha256, "sha256", Some(&manifest.hashes.sha256)),
+        (Algorithm::Md5, "md5", manifest.hashes.md5.as_ref()),
+        (Algorithm::Sha1, "sha1", manifest.hashes.sha1.as_ref()),
+    ] {
+        if let Some(d) = digests.get(&alg) {
+            compare(name, want, d.hex.clone());
+        } else if want.is_some() {
+            check
+                .error
+                .get_or_insert(format!("the {name} thread failed"));
+        }
     }
     (check, file_hash)
-}
-
-fn md5_new() -> md5::Md5 {
-    md5::Md5::new()
-}
-fn sha1_new() -> sha1::Sha1 {
-    sha1::Sha1::new()
 }
 
 type FrameResult = Result<(Vec<u8>, String), String>;

@@ -140,7 +140,13 @@ fn ensure_tools() -> Result<()> {
             bail!("fuzzing needs a nightly toolchain and rustup is not on PATH to install it");
         }
         step("installing the nightly toolchain (fuzzing needs -Zsanitizer)");
-        run(Command::new("rustup").args(["toolchain", "install", "nightly", "--profile", "minimal"]))?;
+        run(Command::new("rustup").args([
+            "toolchain",
+            "install",
+            "nightly",
+            "--profile",
+            "minimal",
+        ]))?;
     }
     if !works(nightly_cargo().args(["fuzz", "--version"])) {
         step("cargo install cargo-fuzz --locked");

@@ -4,15 +4,21 @@
 //! missing, so both work on a fresh Debian machine.
 
 mod demo;
+mod fuzz;
 mod host;
 
 use anyhow::{bail, Result};
 use host::{cargo, ensure_packages, run};
 
-const USAGE: &str = "usage: cargo xtask <demo|test|>
+const USAGE: &str = "usage: cargo xtask <demo|test|fuzz [SECONDS]>
   demo   build vestige, generate a suspect disk, acquire it (from a loop device when
          root), verify with vestige and with stock signify/zstd, export raw
-  test   fmt --check, clippy -D warnings, every test (stock tools required)";
+  test   fmt --check, clippy -D warnings, every test (stock tools required), and a
+         short run of every fuzz target
+  fuzz   a longer soak of every fuzz target (default 300 s each)";
+
+/// Seconds each fuzz target runs inside `cargo xtask test`.
+const FUZZ_SMOKE_SECONDS: u64 = 15;
 
 /// Host tools the tests and the demo call, with the Debian package that provides each.
 pub const TOOLS: &[(&str, &str)] = &[
@@ -30,6 +36,15 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("demo") => demo::task(),
         Some("test") => test(),
+        Some("fuzz") => {
+            let secs = match args.get(1) {
+                Some(s) => s
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("SECONDS must be a number"))?,
+                None => 300,
+            };
+            fuzz::soak(secs)
+        }
         _ => {
             eprintln!("{USAGE}");
             bail!("unknown task")
@@ -54,5 +69,7 @@ fn test() -> Result<()> {
     run(cargo()
         .args(["test", "--workspace"])
         .env("VESTIGE_REQUIRE_TOOLS", "1"))?;
+    host::step("fuzz smoke run");
+    fuzz::smoke(FUZZ_SMOKE_SECONDS)?;
     Ok(())
 }

@@ -1,0 +1,2 @@
+untrusted comment: verify with key.pub
+RWQpa5B/aCxqAQTH0Tp4HNVEhhKjkMFUvt22ccUVFL5Vu4goYOVvHrbVCrjNEH3BBGU4h/ByRISHMHVAYbr2GNZYkRPttSrT2gU=
