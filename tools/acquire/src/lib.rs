@@ -4,6 +4,7 @@
 //! * [`source`] opens a block device or file read-only (BLKROSET/BLKROGET for devices);
 //! * [`blockdev`] holds the ioctls and sysfs identity (the crate's only `unsafe`);
 //! * [`pipeline`] reads in parallel, compresses per chunk, writes in order, hashes in order;
+//! * [`writeback`] starts write-back of the image early, so the final fsync is short;
 //! * [`disk`] ties them into `acquire disk`: item directory, manifest, signature, custody.
 //!
 //! Library code never prints: progress is a set of counters the caller polls, and a
@@ -14,3 +15,4 @@ pub mod disk;
 pub mod host;
 pub mod pipeline;
 pub mod source;
+pub mod writeback;

@@ -407,6 +407,20 @@ fn read_full(source: &dyn ReadAt, buf: &mut [u8], offset: u64) -> io::Result<usi
     Ok(done)
 }
 
+/// True when every byte is zero. Unallocated space is mostly zeros (44 % of the chunks of
+/// the benchmark corpus), and recognising it is far cheaper than compressing and hashing it.
+fn is_zero(data: &[u8]) -> bool {
+    let mut blocks = data.chunks_exact(64);
+    blocks
+        .by_ref()
+        .all(|b| b.iter().fold(0u8, |acc, &x| acc | x) == 0)
+        && blocks.remainder().iter().all(|&x| x == 0)
+}
+
+/// A zero chunk's frame, entry and digest, computed once per chunk length and reused:
+/// byte for byte what compressing that chunk would give.
+type ZeroFrame = (Vec<u8>, FrameEntry, [u8; 32]);
+
 fn compress_loop(
     level: i32,
     work_rx: &Mutex<Receiver<Chunk>>,
@@ -426,12 +440,26 @@ fn compress_loop(
             None
         }
     };
+    let mut zero_frames: BTreeMap<usize, ZeroFrame> = BTreeMap::new();
     loop {
         let next = work_rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
         let Ok(mut chunk) = next else { return };
         let Some(comp) = compressor.as_mut() else {
             continue;
         };
+        let len = chunk.slot.raw.len();
+        if is_zero(&chunk.slot.raw) {
+            if let Some((frame, entry, digest)) = zero_frames.get(&len) {
+                chunk.slot.frame.clear();
+                chunk.slot.frame.extend_from_slice(frame);
+                chunk.entry = Some(*entry);
+                chunk.digest = *digest;
+                if done_tx.send(chunk).is_err() {
+                    return;
+                }
+                continue;
+            }
+        }
         chunk.digest = *blake3::hash(&chunk.slot.raw).as_bytes();
         match comp.compress(&chunk.slot.raw, &mut chunk.slot.frame) {
             Ok(entry) => chunk.entry = Some(entry),
@@ -446,11 +474,19 @@ fn compress_loop(
                 continue;
             }
         }
+        if let Some(entry) = chunk.entry {
+            if !zero_frames.contains_key(&len) && is_zero(&chunk.slot.raw) {
+                zero_frames.insert(len, (chunk.slot.frame.clone(), entry, chunk.digest));
+            }
+        }
         if done_tx.send(chunk).is_err() {
             return;
         }
     }
 }
+
+/// How much image is written before its write-back is started (see [`crate::writeback`]).
+const WRITEBACK_STRIDE_BYTES: u64 = 32 << 20;
 
 struct Written {
     bytes_acquired: u64,
@@ -477,6 +513,7 @@ fn write_loop(
     let mut image_hash = sha2::Sha256::new();
     let mut image_size = 0u64;
     let mut bytes_acquired = 0u64;
+    let mut written_back = 0u64;
     let mut failed = false;
     for chunk in done_rx {
         if failed {
@@ -499,6 +536,11 @@ fn write_loop(
             }
             image_hash.update(&chunk.slot.frame);
             image_size += chunk.slot.frame.len() as u64;
+            if image_size - written_back >= WRITEBACK_STRIDE_BYTES {
+                // Best effort: a failure here only means the final fsync does more work.
+                let _ = crate::writeback::start(&out, written_back, image_size - written_back);
+                written_back = image_size;
+            }
             bytes_acquired += chunk.slot.raw.len() as u64;
             progress.bytes_written.store(image_size, Ordering::Relaxed);
             table.push(entry);
@@ -616,6 +658,30 @@ mod tests {
         let mut back = vec![0u8; data.len()];
         reader.read_exact_at(&mut back, 0).unwrap();
         assert_eq!(back, data);
+    }
+
+    #[test]
+    fn zero_chunks_reuse_one_frame_and_stay_exact() {
+        let mut data = vec![0u8; 5 * 65536 + 100];
+        data[3 * 65536 + 7] = 1; // one non-zero chunk among zero ones
+        let (out, image) = run_to_file(&data, &config(65536));
+        assert!(out.stopped.is_none());
+        for (i, chunk) in data.chunks(65536).enumerate() {
+            assert_eq!(
+                out.chunk_digests[i],
+                blake3::hash(chunk).to_hex().to_string()
+            );
+        }
+        assert_eq!(out.frames[0], out.frames[1]);
+        assert_ne!(out.frames[2], out.frames[3]);
+        let reader = SeekableReader::open(image).unwrap();
+        let mut back = vec![1u8; data.len()];
+        reader.read_exact_at(&mut back, 0).unwrap();
+        assert_eq!(back, data);
+        assert!(is_zero(&[0; 1000]) && !is_zero(&[0, 0, 1]) && is_zero(&[]));
+        let mut tail = vec![0u8; 130];
+        tail[129] = 9;
+        assert!(!is_zero(&tail));
     }
 
     #[test]

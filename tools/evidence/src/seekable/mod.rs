@@ -540,10 +540,21 @@ impl FrameCompressor {
             chunk_bytes: chunk.len(),
             source: io::Error::other("compressed frame exceeds 4 GiB"),
         })?;
+        // zstd's content checksum (ChecksumFlag) ends the frame: the low 32 bits of XXH64,
+        // seed 0, little-endian — exactly the seek table's checksum, so take it from there
+        // rather than hash the chunk a second time.
+        let checksum = out
+            .get(written.saturating_sub(4)..written)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map(u32::from_le_bytes)
+            .ok_or_else(|| SeekableError::Compress {
+                chunk_bytes: chunk.len(),
+                source: io::Error::other("zstd wrote a frame shorter than its checksum"),
+            })?;
         Ok(FrameEntry {
             compressed_size,
             decompressed_size,
-            checksum: Some(frame_checksum(chunk)),
+            checksum: Some(checksum),
         })
     }
 }

@@ -596,3 +596,17 @@ fn seekable_reader_names_the_damaged_frame() {
         Some(SeekableError::ChecksumMismatch { index: 1, offset, .. }) if *offset == f1.compressed_offset
     ));
 }
+
+#[test]
+fn frame_checksum_from_zstd_equals_a_fresh_xxh64() {
+    let mut c = FrameCompressor::new(3).unwrap();
+    let mut out = Vec::new();
+    for data in [
+        vec![0u8; 1],
+        vec![7u8; 100_000],
+        (0..200_000u32).map(|i| (i * 31 % 251) as u8).collect(),
+    ] {
+        let e = c.compress(&data, &mut out).unwrap();
+        assert_eq!(e.checksum, Some(frame_checksum(&data)));
+    }
+}
