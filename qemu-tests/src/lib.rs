@@ -1,0 +1,1 @@
+//! Boot tests of the Vestige appliance: see tests/.
