@@ -30,7 +30,13 @@ pub fn read_only(dev: &File) -> nix::Result<bool> {
 /// The flag stops writes from user space through any descriptor, not the kernel's own writes
 /// (a journal replay on mount): Vestige never mounts a target.
 pub fn set_read_only(dev: &File) -> nix::Result<()> {
-    let flag: libc::c_int = 1;
+    set_read_only_flag(dev, true)
+}
+
+/// Sets or clears the read-only flag (BLKROSET). The appliance clears it on exactly one
+/// partition and its disk: the evidence medium.
+pub fn set_read_only_flag(dev: &File, read_only: bool) -> nix::Result<()> {
+    let flag: libc::c_int = libc::c_int::from(read_only);
     // SAFETY: the descriptor is open for the lifetime of `dev`; BLKROSET reads one c_int
     // through the pointer, which points at `flag`, live and aligned for the whole call.
     unsafe { ioctl_blkroset(dev.as_raw_fd(), &flag) }?;

@@ -1,0 +1,237 @@
+//! One working session of the appliance: the evidence medium, the case, acquisitions.
+//!
+//! Init runs the `vestige` binary for every evidence action, exactly as an examiner would
+//! on a workstation, so the appliance produces the same evidence format and custody log.
+
+use crate::blocks::{self, Disk, Protection};
+use crate::console::Console;
+use crate::uevent::Devices;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Where the evidence medium is mounted.
+pub const EVIDENCE_MOUNT: &str = "/mnt/evidence";
+/// The vestige binary in the initramfs.
+pub const VESTIGE: &str = "/bin/vestige";
+/// Per-case secret keys live in RAM only: they die with the power-off and never reach the
+/// evidence medium; the fingerprint on the console goes on the custody form.
+pub const KEY_DIR: &str = "/run/vestige/keys";
+
+/// The mounted evidence medium.
+#[derive(Debug, Clone)]
+pub struct Evidence {
+    /// The partition, e.g. "vdb1".
+    pub partition: String,
+    /// Its disk, e.g. "vdb" (never offered as a target).
+    pub disk: String,
+    /// The file system it was mounted as.
+    pub fstype: &'static str,
+}
+
+/// Finds the evidence partition, makes it (and only it, with its disk) writable, mounts it.
+pub fn open_evidence(console: &Console, devices: &Devices) -> Result<Evidence, String> {
+    let partition = blocks::find_evidence().ok_or_else(|| {
+        format!(
+            "no evidence medium: attach a disk with a GPT partition named {} (or a file system labelled {})",
+            blocks::EVIDENCE_PARTNAME,
+            blocks::EVIDENCE_LABEL
+        )
+    })?;
+    let disk = if blocks::is_partition(&partition) {
+        blocks::parent_disk(&partition).unwrap_or_else(|| partition.clone())
+    } else {
+        partition.clone()
+    };
+    for dev in [&disk, &partition] {
+        blocks::make_writable(dev)?;
+        devices.set(
+            dev,
+            Protection::Unprotected("the evidence medium (writable on purpose)".to_string()),
+        );
+    }
+    let fstype = crate::system::mount_evidence(&partition, EVIDENCE_MOUNT)?;
+    console.log(&format!(
+        "evidence medium /dev/{partition} ({fstype}) mounted at {EVIDENCE_MOUNT}"
+    ));
+    Ok(Evidence {
+        partition,
+        disk,
+        fstype,
+    })
+}
+
+/// Free bytes on the evidence medium.
+pub fn free_bytes() -> Option<u64> {
+    let s = nix::sys::statvfs::statvfs(EVIDENCE_MOUNT).ok()?;
+    Some(s.blocks_available().saturating_mul(s.fragment_size()))
+}
+
+/// The disks that may be acquired: every whole disk but the evidence disk.
+pub fn targets(evidence: Option<&Evidence>) -> Vec<Disk> {
+    blocks::whole_disks()
+        .into_iter()
+        .filter(|d| evidence.is_none_or(|e| e.disk != d.name))
+        .collect()
+}
+
+/// Runs `vestige ARGS…`, passing its output to the console line by line. Returns its exit
+/// code (None when it could not run or was killed).
+pub fn vestige(console: &Console, args: &[&str]) -> Option<i32> {
+    console.log(&format!("running: vestige {}", args.join(" ")));
+    let child = Command::new(VESTIGE)
+        .args(args)
+        .env("VESTIGE_KEY_DIR", KEY_DIR)
+        .env("HOME", "/run")
+        .env("PATH", "/bin")
+        .env("VESTIGE_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            console.warn(&format!("cannot run {VESTIGE}: {e}"));
+            return None;
+        }
+    };
+    let pumps: Vec<_> = [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|r| {
+        let c = console.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(r).lines().map_while(Result::ok) {
+                c.child(&line);
+            }
+        })
+    })
+    .collect();
+    let status = child.wait();
+    for p in pumps {
+        let _ = p.join();
+    }
+    crate::system::reap_orphans();
+    status.ok().and_then(|s| s.code())
+}
+
+/// The case directory for `case_id` on the evidence medium, created with `vestige case init`
+/// when missing.
+pub fn open_case(console: &Console, case_id: &str, examiner: &str) -> Result<PathBuf, String> {
+    if case_id.is_empty()
+        || case_id.contains('/')
+        || case_id.starts_with('.')
+        || case_id.chars().any(char::is_control)
+    {
+        return Err(format!("case id {case_id:?} cannot be a directory name"));
+    }
+    let dir = Path::new(EVIDENCE_MOUNT).join(case_id);
+    if dir.join("case.json").exists() {
+        console.log(&format!("using existing case {}", dir.display()));
+        return Ok(dir);
+    }
+    let d = dir.to_string_lossy().into_owned();
+    match vestige(
+        console,
+        &[
+            "case",
+            "init",
+            &d,
+            "--case-id",
+            case_id,
+            "--examiner",
+            examiner,
+        ],
+    ) {
+        Some(0) => Ok(dir),
+        code => Err(format!("vestige case init failed (exit {code:?})")),
+    }
+}
+
+/// Acquires `disks` into the case, one item per disk named after the device. Disks that are
+/// not write-protected are skipped unless `allow_unprotected` (the examiner confirmed the
+/// hypervisor attaches them read-only). Returns (acquired, failed) item names.
+pub fn acquire(
+    console: &Console,
+    devices: &Devices,
+    case: &Path,
+    disks: &[Disk],
+    allow_unprotected: bool,
+) -> (Vec<String>, Vec<String>) {
+    let (mut ok, mut failed) = (Vec::new(), Vec::new());
+    let need: u64 = disks.iter().map(|d| d.size_bytes).sum();
+    if let Some(free) = free_bytes() {
+        // Worst case: incompressible data, plus zstd's frame overhead and the manifests.
+        let worst = need + need / 1000 + (16 << 20);
+        if free < worst {
+            console.warn(&format!(
+                "evidence medium too small: {free} bytes free, up to {worst} needed for {} disk(s); nothing acquired",
+                disks.len()
+            ));
+            return (ok, disks.iter().map(|d| d.name.clone()).collect());
+        }
+    }
+    for d in disks {
+        if let Some(Protection::Unprotected(why)) = devices.get(&d.name) {
+            if !allow_unprotected {
+                console.warn(&format!("{}: skipped, not write-protected ({why})", d.name));
+                failed.push(d.name.clone());
+                continue;
+            }
+        }
+        let item_dir = case.join(&d.name);
+        let item = if item_dir.exists() {
+            format!("{}-{}", d.name, std::process::id())
+        } else {
+            d.name.clone()
+        };
+        let case_s = case.to_string_lossy().into_owned();
+        let source = format!("/dev/{}", d.name);
+        match vestige(
+            console,
+            &[
+                "acquire", "disk", &source, "--case", &case_s, "--item", &item,
+            ],
+        ) {
+            Some(0) => ok.push(item),
+            code => {
+                console.warn(&format!(
+                    "{}: acquisition ended with exit code {code:?}",
+                    d.name
+                ));
+                failed.push(item);
+            }
+        }
+    }
+    (ok, failed)
+}
+
+/// Writes the console transcript into the case (console.log, replaced each time).
+pub fn save_console(console: &Console, case: &Path) {
+    let path = case.join("console.log");
+    if let Err(e) = std::fs::write(&path, console.transcript()) {
+        console.warn(&format!("cannot write {}: {e}", path.display()));
+    }
+}
+
+/// Human-readable size.
+pub fn human(bytes: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < units.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{v:.1} {}", units.get(u).copied().unwrap_or("B"))
+}
