@@ -3,6 +3,7 @@
 //! Each task first installs, with apt-get, the host packages it needs when they are
 //! missing, so both work on a fresh Debian machine.
 
+mod appliance;
 mod demo;
 mod fuzz;
 mod host;
@@ -10,12 +11,16 @@ mod host;
 use anyhow::{bail, Result};
 use host::{cargo, ensure_packages, run};
 
-const USAGE: &str = "usage: cargo xtask <demo|test|fuzz [SECONDS]>
+const USAGE: &str = "usage: cargo xtask <demo|test|fuzz [SECONDS]|appliance [FLAGS]>
   demo   build vestige, generate a suspect disk, acquire it (from a loop device when
          root), verify with vestige and with stock signify/zstd, export raw
   test   fmt --check, clippy -D warnings, every test (stock tools required), and a
          short run of every fuzz target
-  fuzz   a longer soak of every fuzz target (default 300 s each)";
+  fuzz   a longer soak of every fuzz target (default 300 s each)
+  appliance  build target/appliance/{vmlinuz,initramfs.img,build-info.json} from the
+         Debian kernel pinned in image/packages.lock and static vestige/vestige-init;
+         --update-lock pins the archive's current kernel, --check-reproducible builds
+         twice from scratch and compares";
 
 /// Seconds each fuzz target runs inside `cargo xtask test`.
 const FUZZ_SMOKE_SECONDS: u64 = 15;
@@ -29,6 +34,8 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("mkfs.ext4", "e2fsprogs"),
     ("losetup", "mount"),
     ("python3", "python3"),
+    ("cpio", "cpio"),
+    ("debugfs", "e2fsprogs"),
 ];
 
 fn main() -> Result<()> {
@@ -36,6 +43,7 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("demo") => demo::task(),
         Some("test") => test(),
+        Some("appliance") => appliance::task(),
         Some("fuzz") => {
             let secs = match args.get(1) {
                 Some(s) => s
@@ -65,11 +73,12 @@ fn test() -> Result<()> {
         "-D",
         "warnings",
     ]))?;
+    // The fuzz smoke runs first so that cargo test's summary closes the output.
+    host::step("fuzz smoke run");
+    fuzz::smoke(FUZZ_SMOKE_SECONDS)?;
     host::step("cargo test (stock tools required)");
     run(cargo()
         .args(["test", "--workspace"])
         .env("VESTIGE_REQUIRE_TOOLS", "1"))?;
-    host::step("fuzz smoke run");
-    fuzz::smoke(FUZZ_SMOKE_SECONDS)?;
     Ok(())
 }
