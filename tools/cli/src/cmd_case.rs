@@ -4,7 +4,7 @@ use crate::exit::Exit;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
-use vestige_evidence::custody::{now_utc_rfc3339, Case, CaseInfo};
+use vestige_evidence::custody::{Case, CaseInfo};
 
 #[derive(Debug, Subcommand)]
 pub enum CaseCommand {
@@ -37,15 +37,7 @@ pub fn tool_string() -> String {
 pub fn run(cmd: CaseCommand) -> Result<Exit> {
     match cmd {
         CaseCommand::Init(a) => {
-            let info = CaseInfo {
-                format: String::new(),
-                case_id: a.case_id.clone(),
-                examiner: a.examiner.clone(),
-                agency: a.agency.clone(),
-                notes: a.notes.clone(),
-                created_utc: now_utc_rfc3339(),
-                tool: String::new(),
-            };
+            let info = CaseInfo::new(&a.case_id, &a.examiner, a.agency.clone(), a.notes.clone());
             let case = Case::init(&a.dir, info, &tool_string())
                 .with_context(|| format!("creating case {}", a.dir.display()))?;
             eprintln!(

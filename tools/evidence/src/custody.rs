@@ -43,6 +43,26 @@ pub struct CaseInfo {
     pub tool: String,
 }
 
+impl CaseInfo {
+    /// A new case description, created now; [`Case::init`] fills in the format and tool.
+    pub fn new(
+        case_id: &str,
+        examiner: &str,
+        agency: Option<String>,
+        notes: Option<String>,
+    ) -> Self {
+        CaseInfo {
+            format: CASE_FORMAT.to_string(),
+            case_id: case_id.to_string(),
+            examiner: examiner.to_string(),
+            agency,
+            notes,
+            created_utc: now_utc_rfc3339(),
+            tool: String::new(),
+        }
+    }
+}
+
 /// One line of custody.jsonl.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CustodyEntry {
@@ -364,15 +384,7 @@ mod tests {
     use super::*;
 
     fn info() -> CaseInfo {
-        CaseInfo {
-            format: String::new(),
-            case_id: "C-1".into(),
-            examiner: "Ada".into(),
-            agency: None,
-            notes: None,
-            created_utc: now_utc_rfc3339(),
-            tool: String::new(),
-        }
+        CaseInfo::new("C-1", "Ada", None, None)
     }
 
     #[test]
