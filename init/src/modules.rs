@@ -145,7 +145,8 @@ impl ModuleDb {
                     match word {
                         "pre:" => in_pre = true,
                         "post:" => in_pre = false,
-                        m if in_pre => pre.push(m.replace('-', "_")),
+                        // Kept as written: it may be an alias ("crypto-crc32c").
+                        m if in_pre => pre.push(m.to_string()),
                         _ => {}
                     }
                 }
@@ -183,17 +184,20 @@ impl ModuleDb {
     /// errors are collected as messages (a module that fails must not stop the boot).
     pub fn load(&mut self, name: &str, errors: &mut Vec<String>) -> Vec<String> {
         let mut done = Vec::new();
-        self.load_inner(&name.replace('-', "_"), errors, &mut done, 0);
+        self.load_inner(name, errors, &mut done, 0);
         done
     }
 
     fn load_inner(
         &mut self,
-        name: &str,
+        raw: &str,
         errors: &mut Vec<String>,
         done: &mut Vec<String>,
         depth: usize,
     ) {
+        // Module names treat '-' and '_' alike; aliases do not, so both forms are kept.
+        let owned = raw.replace('-', "_");
+        let name = owned.as_str();
         if depth > 32 || self.loaded.contains(name) {
             return;
         }
@@ -203,7 +207,14 @@ impl ModuleDb {
             self.load_inner(&pre, errors, done, depth + 1);
         }
         let Some((path, deps)) = self.deps.get(name).cloned() else {
-            // Built in, or not in the initramfs: nothing to load.
+            // Not a module name: soft dependencies name aliases ("ext4 pre: crypto-crc32c"),
+            // which resolve to the modules providing them. Otherwise it is built in, or not
+            // in the initramfs: nothing to load.
+            for provider in self.modules_for(raw) {
+                if provider != name {
+                    self.load_inner(&provider, errors, done, depth + 1);
+                }
+            }
             return;
         };
         // modules.dep lists dependencies nearest first; load the farthest first.
@@ -212,7 +223,9 @@ impl ModuleDb {
         }
         match insert(&self.dir.join(&path)) {
             Ok(()) => done.push(name.to_string()),
-            Err(nix::Error::EEXIST) => {}
+            // EEXIST: already loaded; ENODEV: the hardware it drives is absent (crc32c_intel
+            // on a CPU without SSE4.2), a provider that does not apply.
+            Err(nix::Error::EEXIST | nix::Error::ENODEV) => {}
             Err(e) => errors.push(format!("{name}: finit_module failed: {e}")),
         }
     }
@@ -314,6 +327,17 @@ mod tests {
         );
         let mut errors = Vec::new();
         db.load("a", &mut errors); // a cycle: must return
+                                   // An alias as a soft dependency resolves to its provider (and never to itself).
+        std::fs::write(
+            d.path().join("modules.alias"),
+            "alias crypto-crc32c crc32c_generic\nalias crypto-crc32c crypto-crc32c\n",
+        )
+        .unwrap();
+        let db = ModuleDb::open(d.path());
+        assert_eq!(
+            db.modules_for("crypto-crc32c"),
+            vec!["crc32c_generic", "crypto_crc32c"]
+        );
         assert_eq!(name_of("kernel/fs/nls/nls-utf8.ko.xz"), "nls_utf8");
     }
 }
