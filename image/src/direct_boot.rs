@@ -100,6 +100,18 @@ pub struct PackageInfo {
     pub licence: String,
 }
 
+impl From<&crate::lock::Package> for PackageInfo {
+    fn from(p: &crate::lock::Package) -> Self {
+        PackageInfo {
+            name: p.name.clone(),
+            version: p.version.clone(),
+            sha256: p.sha256.clone(),
+            source: p.source.clone(),
+            licence: p.licence.clone(),
+        }
+    }
+}
+
 /// A file with its size and digest.
 #[derive(Debug, Clone, Serialize)]
 pub struct FileInfo {
@@ -111,7 +123,8 @@ pub struct FileInfo {
     pub sha256: String,
 }
 
-fn file_info(name: &str, path: &Path) -> Result<FileInfo> {
+/// Size and SHA-256 of `path`, recorded as `name`.
+pub fn file_info(name: &str, path: &Path) -> Result<FileInfo> {
     Ok(FileInfo {
         name: name.to_owned(),
         bytes: std::fs::metadata(path)
@@ -172,13 +185,7 @@ pub fn build(config: &Config) -> Result<Outputs> {
         vestige_tree_modified: config.tree_modified,
         source_date_epoch: config.source_date_epoch,
         kernel_release: kver,
-        packages: vec![PackageInfo {
-            name: kernel.name.clone(),
-            version: kernel.version.clone(),
-            sha256: kernel.sha256.clone(),
-            source: kernel.source.clone(),
-            licence: kernel.licence.clone(),
-        }],
+        packages: vec![PackageInfo::from(kernel)],
         modules: selection.paths.iter().cloned().collect(),
         modules_builtin: selection.builtin.clone(),
         modules_absent: selection.absent.clone(),
@@ -193,16 +200,20 @@ pub fn build(config: &Config) -> Result<Outputs> {
         ],
     };
     let build_info = config.out_dir.join("build-info.json");
-    let mut json = serde_json::to_string_pretty(&info)?;
-    json.push('\n');
-    std::fs::write(&build_info, json)
-        .with_context(|| format!("writing {}", build_info.display()))?;
+    write_build_info(&build_info, &info)?;
     Ok(Outputs {
         vmlinuz,
         initramfs,
         build_info,
         info,
     })
+}
+
+/// Writes `info` as pretty JSON (with a final newline) to `path`.
+pub fn write_build_info(path: &Path, info: &BuildInfo) -> Result<()> {
+    let mut json = serde_json::to_string_pretty(info)?;
+    json.push('\n');
+    std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))
 }
 
 /// The single `lib/modules/KVER` of an unpacked kernel package, checked against its

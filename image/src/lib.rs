@@ -1,7 +1,9 @@
 //! vestige-image: builds the Vestige appliance from pinned Debian packages and the
 //! statically linked Vestige binaries, reproducibly.
 //!
-//! Today it builds the direct-boot pair (QEMU `-kernel`/`-initrd`, PXE):
+//! It builds the direct-boot pair (QEMU `-kernel`/`-initrd`, PXE), then from it the UEFI
+//! outputs ([`uefi`]: a UKI assembled by [`pe`], a GPT USB image whose exFAT evidence
+//! partition gets a fixed serial from [`exfat`], a hybrid ISO):
 //!
 //! 1. [`lock`] reads `image/packages.lock`: Debian packages pinned by version and SHA-256.
 //! 2. [`debian`] fetches them with `apt-get download` into a cache, checks the digest and
@@ -42,5 +44,8 @@ pub mod cpio;
 pub mod debian;
 pub mod direct_boot;
 pub mod elf;
+pub mod exfat;
 pub mod lock;
 pub mod modules;
+pub mod pe;
+pub mod uefi;

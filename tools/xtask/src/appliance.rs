@@ -1,9 +1,12 @@
-//! `cargo xtask appliance [--update-lock] [--check-reproducible]`: builds the direct-boot
-//! appliance (target/appliance/vmlinuz + initramfs.img + build-info.json) from the Debian
-//! kernel pinned in image/packages.lock and statically linked vestige/vestige-init.
+//! `cargo xtask appliance [--update-lock] [--check-reproducible]`: builds the appliance into
+//! target/appliance/ from the Debian packages pinned in image/packages.lock and statically
+//! linked vestige/vestige-init: `vmlinuz` + `initramfs.img` (direct boot, PXE), `vestige.efi`
+//! (UKI), `vestige-usb.img` (GPT: ESP + VESTIGE-EVIDENCE exFAT), `vestige.iso` (hybrid, UEFI),
+//! `build-info.json`, and `ovmf/` (the pinned OVMF firmware, for the boot tests only).
 //!
-//! - `--update-lock` pins the archive's current `linux-image-amd64` dependency in
-//!   image/packages.lock (review and commit it), then builds.
+//! - `--update-lock` pins the archive's current `linux-image-amd64` dependency and the
+//!   current versions of the other pinned packages in image/packages.lock (review and commit
+//!   it), then builds.
 //! - `--check-reproducible` builds a second time from scratch (binaries into their own target
 //!   dir, outputs into target/appliance-repro) and fails unless every output is identical.
 
@@ -13,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 use vestige_image::direct_boot::{self, Config, Outputs};
+use vestige_image::uefi::{self, UsbLayout};
 use vestige_image::{debian, lock};
 
 const TARGET: &str = "x86_64-unknown-linux-gnu";
@@ -23,6 +27,21 @@ const TOOLS: &[(&str, &str)] = &[
     ("dpkg-deb", "dpkg"),
     ("apt-get", "apt"),
     ("git", "git"),
+    ("sgdisk", "gdisk"),
+    ("mkfs.fat", "dosfstools"),
+    ("mcopy", "mtools"),
+    ("mkfs.exfat", "exfatprogs"),
+    ("xorriso", "xorriso"),
+];
+
+/// The outputs compared by `--check-reproducible`.
+const OUTPUTS: [&str; 6] = [
+    "vmlinuz",
+    "initramfs.img",
+    "vestige.efi",
+    "vestige-usb.img",
+    "vestige.iso",
+    "build-info.json",
 ];
 
 /// Builds the appliance into target/appliance and returns that folder.
@@ -68,10 +87,12 @@ pub fn task() -> Result<()> {
             &root.join("target/appliance-repro"),
         )?;
         let mut differ = Vec::new();
-        for name in ["vmlinuz", "initramfs.img", "build-info.json"] {
-            let a = std::fs::read(dir.join(name))?;
-            let b = std::fs::read(again.build_info.with_file_name(name))?;
-            if a != b {
+        let again_dir = again
+            .build_info
+            .parent()
+            .map_or_else(|| root.join("target/appliance-repro"), Path::to_path_buf);
+        for name in OUTPUTS {
+            if !same_bytes(&dir.join(name), &again_dir.join(name))? {
                 differ.push(name);
             }
         }
@@ -81,7 +102,7 @@ pub fn task() -> Result<()> {
                  target/appliance-repro (compare the build-info.json files first)"
             );
         }
-        eprintln!("reproducible: vmlinuz, initramfs.img and build-info.json are byte-identical");
+        eprintln!("reproducible: {} are byte-identical", OUTPUTS.join(", "));
     }
     Ok(())
 }
@@ -97,13 +118,66 @@ fn report(dir: &Path, info: &Path) -> Result<()> {
             bytes / 1_048_576.0
         })
     };
-    for name in ["vmlinuz", "initramfs.img"] {
+    for name in OUTPUTS.iter().take(5) {
         let p = dir.join(name);
-        println!("{:>8.2} MiB  {}", mib(&p), p.display());
+        let allocated = allocated_mib(&p);
+        println!(
+            "{:>8.2} MiB  {}  ({allocated:.2} MiB allocated)",
+            mib(&p),
+            p.display()
+        );
     }
     let modules = text.matches(".ko\"").count();
     eprintln!("{modules} kernel modules in the initramfs");
     Ok(())
+}
+
+/// Disk space a (sparse) file takes, in MiB.
+fn allocated_mib(p: &Path) -> f64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(p).map_or(0.0, |m| {
+        // Display only: exact in f64 far beyond any image size.
+        #[allow(clippy::cast_precision_loss)]
+        let bytes = m.blocks().saturating_mul(512) as f64;
+        bytes / 1_048_576.0
+    })
+}
+
+/// Whether two files have the same bytes (read in chunks: the USB image is 256 MiB).
+fn same_bytes(a: &Path, b: &Path) -> Result<bool> {
+    let open = |p: &Path| {
+        std::fs::File::open(p)
+            .map(std::io::BufReader::new)
+            .with_context(|| format!("opening {}", p.display()))
+    };
+    let (mut fa, mut fb) = (open(a)?, open(b)?);
+    let (mut ba, mut bb) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    loop {
+        let na =
+            read_up_to(&mut fa, &mut ba).with_context(|| format!("reading {}", a.display()))?;
+        let nb =
+            read_up_to(&mut fb, &mut bb).with_context(|| format!("reading {}", b.display()))?;
+        if ba.get(..na) != bb.get(..nb) {
+            return Ok(false);
+        }
+        if na == 0 {
+            return Ok(true);
+        }
+    }
+}
+
+fn read_up_to(r: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while let Some(rest) = buf.get_mut(filled..) {
+        match rest.len() {
+            0 => break,
+            _ => match r.read(rest)? {
+                0 => break,
+                n => filled += n,
+            },
+        }
+    }
+    Ok(filled)
 }
 
 /// Builds the static binaries into `static_target` and the appliance into `out_dir`.
@@ -159,17 +233,70 @@ fn build_with(static_target: &Path, out_dir: &Path) -> Result<Outputs> {
             .file_name()
             .map_or_else(|| "appliance".into(), |n| n.to_string_lossy())
     );
-    direct_boot::build(&Config {
-        lock_path: root.join("image/packages.lock"),
-        staging_dir: cache_dir.join(staging_name),
-        cache_dir,
+    let lock_path = root.join("image/packages.lock");
+    let mut outputs = direct_boot::build(&Config {
+        lock_path: lock_path.clone(),
+        staging_dir: cache_dir.join(&staging_name),
+        cache_dir: cache_dir.clone(),
         out_dir: out_dir.to_owned(),
         vestige: bin.join("vestige"),
         init: bin.join("vestige-init"),
         source_date_epoch,
-        vestige_commit: commit,
+        vestige_commit: commit.clone(),
         tree_modified,
-    })
+    })?;
+
+    host::step("UKI (systemd-boot stub), USB image (GPT: ESP + exFAT evidence), ISO");
+    let work = cache_dir.join(format!("uefi-{staging_name}"));
+    let stub_root = uefi::unpacked_package(&lock_path, &cache_dir, uefi::ROLE_UKI_STUB)?;
+    let ovmf_root = uefi::unpacked_package(&lock_path, &cache_dir, uefi::ROLE_FIRMWARE)?;
+    let os_release = uefi::os_release(env!("CARGO_PKG_VERSION"), commit.as_deref());
+    let uki = out_dir.join("vestige.efi");
+    uefi::build_uki(
+        &stub_root.join(uefi::STUB_PATH),
+        &outputs.vmlinuz,
+        &outputs.initramfs,
+        uefi::DEFAULT_CMDLINE,
+        &os_release,
+        &uki,
+    )?;
+    let usb = out_dir.join("vestige-usb.img");
+    uefi::build_usb(
+        &uki,
+        &usb,
+        UsbLayout::default(),
+        source_date_epoch,
+        &work.join("usb"),
+    )?;
+    let iso = out_dir.join("vestige.iso");
+    uefi::build_iso(
+        &uki,
+        &iso,
+        &os_release,
+        source_date_epoch,
+        &work.join("iso"),
+    )?;
+    uefi::copy_ovmf(&ovmf_root, &out_dir.join("ovmf"))?;
+
+    let lock = lock::Lock::read(&lock_path)?;
+    for role in [uefi::ROLE_UKI_STUB, uefi::ROLE_FIRMWARE] {
+        outputs
+            .info
+            .packages
+            .push(lock.by_role(role, &lock_path)?.into());
+    }
+    for (name, path) in [
+        ("vestige.efi", &uki),
+        ("vestige-usb.img", &usb),
+        ("vestige.iso", &iso),
+    ] {
+        outputs
+            .info
+            .outputs
+            .push(direct_boot::file_info(name, path)?);
+    }
+    direct_boot::write_build_info(&outputs.build_info, &outputs.info)?;
+    Ok(outputs)
 }
 
 /// SOURCE_DATE_EPOCH from the environment, else the commit time of HEAD, else 0.
@@ -221,6 +348,21 @@ fn update_lock_file(path: &Path) -> Result<()> {
         None => {
             eprintln!("kernel: pinning {} {}", new.name, new.version);
             lock.packages.push(new);
+        }
+    }
+    // The other packages keep their names; pin the archive's current version of each.
+    for p in lock
+        .packages
+        .iter_mut()
+        .filter(|p| p.role != lock::ROLE_KERNEL)
+    {
+        let mut new = debian::candidate(&p.name, &p.role, &p.licence)?;
+        if !new.source.contains('(') {
+            new.source = format!("{} ({})", new.source, new.version);
+        }
+        if *p != new {
+            eprintln!("{}: {} -> {}", p.name, p.version, new.version);
+            *p = new;
         }
     }
     lock.write(path)?;

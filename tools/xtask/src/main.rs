@@ -7,6 +7,7 @@ mod appliance;
 mod demo;
 mod fuzz;
 mod host;
+mod qemu;
 
 use anyhow::{bail, Result};
 use host::{cargo, ensure_packages, run};
@@ -17,10 +18,12 @@ const USAGE: &str = "usage: cargo xtask <demo|test|fuzz [SECONDS]|appliance [FLA
   test   fmt --check, clippy -D warnings, every test (stock tools required), and a
          short run of every fuzz target
   fuzz   a longer soak of every fuzz target (default 300 s each)
-  appliance  build target/appliance/{vmlinuz,initramfs.img,build-info.json} from the
-         Debian kernel pinned in image/packages.lock and static vestige/vestige-init;
-         --update-lock pins the archive's current kernel, --check-reproducible builds
-         twice from scratch and compares";
+  appliance  build target/appliance/{vmlinuz,initramfs.img,vestige.efi,vestige-usb.img,
+         vestige.iso,build-info.json} from the Debian packages pinned in
+         image/packages.lock and static vestige/vestige-init; --update-lock pins the
+         archive's current kernel and packages, --check-reproducible builds twice from
+         scratch and compares
+  qemu-test  install QEMU and run the boot tests (needs `cargo xtask appliance`)";
 
 /// Seconds each fuzz target runs inside `cargo xtask test`.
 const FUZZ_SMOKE_SECONDS: u64 = 15;
@@ -36,6 +39,12 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("python3", "python3"),
     ("cpio", "cpio"),
     ("debugfs", "e2fsprogs"),
+    ("depmod", "kmod"),
+    ("mcopy", "mtools"),
+    ("fsck.exfat", "exfatprogs"),
+    ("mkfs.exfat", "exfatprogs"),
+    ("mkfs.fat", "dosfstools"),
+    ("xorriso", "xorriso"),
 ];
 
 fn main() -> Result<()> {
@@ -44,6 +53,7 @@ fn main() -> Result<()> {
         Some("demo") => demo::task(),
         Some("test") => test(),
         Some("appliance") => appliance::task(),
+        Some("qemu-test") => qemu::task(),
         Some("fuzz") => {
             let secs = match args.get(1) {
                 Some(s) => s
@@ -62,6 +72,7 @@ fn main() -> Result<()> {
 
 fn test() -> Result<()> {
     ensure_packages(TOOLS)?;
+    qemu::ensure_qemu()?;
     host::step("cargo fmt --check");
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     host::step("cargo clippy -D warnings");
@@ -76,7 +87,9 @@ fn test() -> Result<()> {
     // The fuzz smoke runs first so that cargo test's summary closes the output.
     host::step("fuzz smoke run");
     fuzz::smoke(FUZZ_SMOKE_SECONDS)?;
-    host::step("cargo test (stock tools required)");
+    host::step("building the appliance for the boot tests");
+    appliance::build()?;
+    host::step("cargo test (stock tools and QEMU boots required)");
     run(cargo()
         .args(["test", "--workspace"])
         .env("VESTIGE_REQUIRE_TOOLS", "1"))?;

@@ -1,0 +1,494 @@
+//! UEFI boot of the USB image (`target/appliance/vestige-usb.img`) under OVMF, the way a
+//! laptop boots the stick: no `-kernel`, the firmware finds `EFI/BOOT/BOOTX64.EFI` (the UKI)
+//! on the ESP, the stub starts the kernel with the initramfs, vestige-init acquires a
+//! read-only virtio target onto the stick's VESTIGE-EVIDENCE partition and powers off.
+//!
+//! The shipped UKI's command line is the console menu, so the test boots a copy of the
+//! image whose UKI carries an unattended command line (the `.cmdline` section rewritten in
+//! place: its file space is 512 bytes). The evidence partition stays the shipped exFAT; the
+//! host kernel here has no exfat and the harness no exFAT extractor, so a minimal read-only
+//! exFAT reader below copies the case out of the image (no mount), and `fsck.exfat -n`
+//! checks the file system the appliance left behind.
+//!
+//! Skips (passes with a note) when QEMU, a tool or an appliance file is missing, unless
+//! VESTIGE_REQUIRE_TOOLS=1.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+use vestige_evidence::custody::{CaseInfo, CASE_FILE};
+use vestige_evidence::manifest::{Manifest, MANIFEST_FILE};
+use vestige_evidence::verify::{verify_item, Verdict, CASE_KEYS_DIR};
+use vestige_qemu_tests::appliance::{appliance_dir, missing_tools, tools_required};
+use vestige_qemu_tests::disk::{self, EVIDENCE_PARTITION_NAME, SECTOR_BYTES};
+use vestige_qemu_tests::vm;
+
+const CASE_ID: &str = "UEFI-1";
+const EXAMINER: &str = "UEFI Test";
+const TARGET_MIB: u64 = 64;
+/// OVMF under TCG takes a few seconds more than a direct kernel boot.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(420);
+const USB_IMAGE: &str = "vestige-usb.img";
+const OVMF_CODE: &str = "ovmf/OVMF_CODE_4M.fd";
+const OVMF_VARS: &str = "ovmf/OVMF_VARS_4M.fd";
+const ESP_LOADER: &str = "::/EFI/BOOT/BOOTX64.EFI";
+
+/// The appliance folder, or None (after a note) when something needed is missing.
+fn prerequisites() -> Option<PathBuf> {
+    let tools = [vm::QEMU, "mcopy", "fsck.exfat", "signify-openbsd", "cp"];
+    let mut why: Vec<String> = missing_tools(&tools)
+        .iter()
+        .map(|t| format!("missing tool {t}"))
+        .collect();
+    let dir = appliance_dir();
+    for f in [USB_IMAGE, OVMF_CODE, OVMF_VARS] {
+        if !dir.join(f).is_file() {
+            why.push(format!(
+                "missing {} (build it with `cargo xtask appliance`)",
+                dir.join(f).display()
+            ));
+        }
+    }
+    if why.is_empty() {
+        return Some(dir);
+    }
+    let why = why.join("; ");
+    assert!(!tools_required(), "VESTIGE_REQUIRE_TOOLS=1: {why}");
+    eprintln!("note: skipping the UEFI boot test: {why}");
+    None
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("starting {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Byte offset and length of the GPT partition named `name` (UEFI spec §5.3: header at
+/// LBA 1, entries from PartitionEntryLBA, name UTF-16LE at byte 56 of an entry).
+fn gpt_partition(disk: &[u8], name: &str) -> Option<(u64, u64)> {
+    let sector = usize::try_from(SECTOR_BYTES).ok()?;
+    let header = disk.get(sector..sector * 2)?;
+    if header.get(..8)? != b"EFI PART" {
+        return None;
+    }
+    let le64 = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+    let le32 = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+    let entries_lba = usize::try_from(le64(header, 72)).ok()?;
+    let count = usize::try_from(le32(header, 80)).ok()?;
+    let size = usize::try_from(le32(header, 84)).ok()?;
+    (0..count).find_map(|i| {
+        let at = entries_lba * sector + i * size;
+        let e = disk.get(at..at + size)?;
+        let units: Vec<u16> = e[56..128]
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .take_while(|&u| u != 0)
+            .collect();
+        (String::from_utf16_lossy(&units) == name).then(|| {
+            let (first, last) = (le64(e, 32), le64(e, 40));
+            (first * SECTOR_BYTES, (last - first + 1) * SECTOR_BYTES)
+        })
+    })
+}
+
+/// `efi` with its `.cmdline` section holding `cmdline`: rewritten in the section's file
+/// space (SizeOfRawData) and its VirtualSize set to the new length. Fine without Secure
+/// Boot (nothing is signed); the next section starts a page later in memory.
+fn with_cmdline(mut efi: Vec<u8>, cmdline: &str) -> Vec<u8> {
+    let le16 = |b: &[u8], at: usize| usize::from(u16::from_le_bytes([b[at], b[at + 1]]));
+    let le32 = |b: &[u8], at: usize| {
+        usize::try_from(u32::from_le_bytes(b[at..at + 4].try_into().unwrap())).unwrap()
+    };
+    let pe = le32(&efi, 0x3c);
+    assert_eq!(&efi[pe..pe + 4], b"PE\0\0", "the UKI is not a PE image");
+    let sections = le16(&efi, pe + 6);
+    let table = pe + 24 + le16(&efi, pe + 20);
+    let header = (0..sections)
+        .map(|i| table + i * 40)
+        .find(|&h| &efi[h..h + 8] == b".cmdline")
+        .expect("the UKI has no .cmdline section");
+    let raw_size = le32(&efi, header + 16);
+    let raw_at = le32(&efi, header + 20);
+    assert!(
+        cmdline.len() <= raw_size,
+        "command line of {} bytes does not fit the section's {raw_size}",
+        cmdline.len()
+    );
+    let space = &mut efi[raw_at..raw_at + raw_size];
+    space.fill(0);
+    space[..cmdline.len()].copy_from_slice(cmdline.as_bytes());
+    let len = u32::try_from(cmdline.len()).unwrap().to_le_bytes();
+    efi[header + 8..header + 12].copy_from_slice(&len);
+    efi
+}
+
+/// Runs QEMU to its end or the timeout; the serial console goes to `log` and is returned.
+fn boot(cmd: &mut Command, log: &Path) -> (Option<ExitStatus>, String, Duration) {
+    let start = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting qemu-system-x86_64");
+    let stdout = child.stdout.take().unwrap();
+    let log_path = log.to_path_buf();
+    let reader = std::thread::spawn(move || {
+        let mut file = std::fs::File::create(&log_path).unwrap();
+        let mut text = String::new();
+        let mut r = BufReader::new(stdout);
+        let mut line = Vec::new();
+        while r.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
+            std::io::Write::write_all(&mut file, &line).unwrap();
+            text.push_str(&String::from_utf8_lossy(&line));
+            line.clear();
+        }
+        text
+    });
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if start.elapsed() > BOOT_TIMEOUT {
+            // Our own child, by its handle.
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let elapsed = start.elapsed();
+    (status, reader.join().unwrap(), elapsed)
+}
+
+fn tail(console: &str, n: usize) -> String {
+    let lines: Vec<&str> = console.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[test]
+fn uefi_usb_boot_acquires_unattended_under_ovmf() {
+    let Some(app) = prerequisites() else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+
+    // The stick: a sparse copy, its UKI made unattended.
+    let usb = dir.join("usb.img");
+    run(Command::new("cp")
+        .arg("--sparse=always")
+        .arg(app.join(USB_IMAGE))
+        .arg(&usb));
+    let head = {
+        use std::io::Read;
+        let mut b = vec![0u8; 64 * 1024];
+        std::fs::File::open(&usb)
+            .unwrap()
+            .read_exact(&mut b)
+            .unwrap();
+        b
+    };
+    let (esp_at, _) = gpt_partition(&head, "EFI system partition").expect("no ESP in the GPT");
+    let (ev_at, ev_bytes) =
+        gpt_partition(&head, EVIDENCE_PARTITION_NAME).expect("no VESTIGE-EVIDENCE partition");
+    let esp = format!("{}@@{esp_at}", usb.display());
+    let loader = dir.join("BOOTX64.EFI");
+    run(Command::new("mcopy")
+        .env("MTOOLS_SKIP_CHECK", "1")
+        .args(["-n", "-i", &esp, ESP_LOADER])
+        .arg(&loader));
+    let cmdline = format!(
+        "console=ttyS0 panic=-1 vestige.run=acquire vestige.targets=all \
+         vestige.case={CASE_ID} vestige.examiner=\"{EXAMINER}\""
+    );
+    std::fs::write(
+        &loader,
+        with_cmdline(std::fs::read(&loader).unwrap(), &cmdline),
+    )
+    .unwrap();
+    run(Command::new("mcopy")
+        .env("MTOOLS_SKIP_CHECK", "1")
+        .args(["-o", "-i", &esp])
+        .arg(&loader)
+        .arg(ESP_LOADER));
+    let files = disk::write_sample_files(dir).unwrap();
+    let target = disk::make_target(dir, "target.raw", TARGET_MIB, &files).unwrap();
+    let target_sha256 = disk::sha256_file(&target).unwrap();
+    let vars = dir.join("OVMF_VARS.fd");
+    std::fs::copy(app.join(OVMF_VARS), &vars).unwrap();
+
+    let mut qemu = Command::new(vm::QEMU);
+    qemu.args(["-accel", "tcg", "-machine", "pc", "-m", "1024", "-smp", "2"])
+        .args([
+            "-nodefaults",
+            "-nographic",
+            "-serial",
+            "stdio",
+            "-no-reboot",
+        ])
+        .arg("-drive")
+        .arg(format!(
+            "if=pflash,format=raw,unit=0,readonly=on,file={}",
+            app.join(OVMF_CODE).display()
+        ))
+        .arg("-drive")
+        .arg(format!(
+            "if=pflash,format=raw,unit=1,file={}",
+            vars.display()
+        ))
+        // The stick first (vda, the boot disk), the target second (vdb), read-only.
+        .arg("-drive")
+        .arg(format!("file={},format=raw,if=virtio", usb.display()))
+        .arg("-drive")
+        .arg(format!(
+            "file={},format=raw,if=virtio,readonly=on",
+            target.display()
+        ));
+    let keep = std::env::temp_dir().join("vestige-qemu-tests/uefi_usb");
+    std::fs::create_dir_all(&keep).unwrap();
+    let log = keep.join("console.log");
+    let (status, console, elapsed) = boot(&mut qemu, &log);
+    let context = || format!("console ({}):\n{}", log.display(), tail(&console, 40));
+    eprintln!("timing: UEFI boot + acquisition + power off: {elapsed:.1?}");
+
+    assert!(
+        console.contains("EFI stub:") || console.contains("Linux version"),
+        "the UKI did not start the kernel; {}",
+        context()
+    );
+    assert!(
+        console.contains(&format!("Kernel command line: {cmdline}")),
+        "the kernel did not get the UKI's command line; {}",
+        context()
+    );
+    assert!(
+        status.is_some_and(|s| s.success()) && console.contains("reboot: Power down"),
+        "QEMU did not power off by itself ({status:?}); {}",
+        context()
+    );
+    assert!(
+        !console.contains("Kernel panic"),
+        "kernel panic; {}",
+        context()
+    );
+
+    // The evidence, read back from the stick without mounting it.
+    let volume = dir.join("evidence.exfat");
+    copy_range(&usb, ev_at, ev_bytes, &volume);
+    let fsck = Command::new("fsck.exfat")
+        .arg("-n")
+        .arg(&volume)
+        .output()
+        .unwrap();
+    assert!(
+        fsck.status.success(),
+        "fsck.exfat -n on the evidence partition: {}{}",
+        String::from_utf8_lossy(&fsck.stdout),
+        String::from_utf8_lossy(&fsck.stderr)
+    );
+    let out = dir.join("extracted");
+    exfat::extract(&volume, &out);
+    let case = out.join(CASE_ID);
+    assert!(case.is_dir(), "no case {CASE_ID}; {}", context());
+    let info: CaseInfo =
+        serde_json::from_slice(&std::fs::read(case.join(CASE_FILE)).unwrap()).unwrap();
+    assert_eq!(info.examiner, EXAMINER);
+    assert!(
+        !case.join("vda").exists(),
+        "the boot stick (vda) was acquired as a target"
+    );
+    let item = case.join("vdb");
+    let report = verify_item(&item, None, 2, None);
+    assert_eq!(
+        report.verdict,
+        Verdict::Verified,
+        "verify {}: {:?}",
+        item.display(),
+        report.problems
+    );
+    assert_eq!(
+        report.source_sha256.as_deref(),
+        Some(target_sha256.as_str())
+    );
+    let manifest: Manifest =
+        serde_json::from_slice(&std::fs::read(item.join(MANIFEST_FILE)).unwrap()).unwrap();
+    assert_eq!(manifest.hashes.sha256, target_sha256);
+    let key = manifest
+        .signing_key
+        .expect("the manifest names no signing key");
+    let pubkey = case.join(CASE_KEYS_DIR).join(format!("{}.pub", key.keynum));
+    let signify = Command::new("signify-openbsd")
+        .args(["-C", "-p"])
+        .arg(&pubkey)
+        .args(["-x", "SHA256.sig"])
+        .current_dir(&item)
+        .output()
+        .unwrap();
+    assert!(
+        signify.status.success(),
+        "signify -C: {}",
+        String::from_utf8_lossy(&signify.stderr)
+    );
+    assert_eq!(
+        disk::sha256_file(&target).unwrap(),
+        target_sha256,
+        "the target changed during the boot"
+    );
+}
+
+/// Copies `len` bytes at `offset` of `from` into a new file `to` (sparse where zero).
+fn copy_range(from: &Path, offset: u64, len: u64, to: &Path) {
+    use std::os::unix::fs::FileExt;
+    let src = std::fs::File::open(from).unwrap();
+    let dst = std::fs::File::create(to).unwrap();
+    dst.set_len(len).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut done = 0;
+    while done < len {
+        let n = usize::try_from((len - done).min(1 << 20)).unwrap();
+        src.read_exact_at(&mut buf[..n], offset + done).unwrap();
+        if buf[..n].iter().any(|&b| b != 0) {
+            dst.write_all_at(&buf[..n], done).unwrap();
+        }
+        done += n as u64;
+    }
+}
+
+/// A minimal read-only exFAT reader (Microsoft exFAT specification §3.1 boot sector, §4 FAT,
+/// §7.4 file, §7.6 stream extension, §7.7 file name entries): enough to copy the case the
+/// appliance wrote out of the image. Test code: it trusts the file system it reads.
+mod exfat {
+    use std::fs::File;
+    use std::os::unix::fs::FileExt;
+    use std::path::Path;
+
+    struct Volume {
+        file: File,
+        sector_shift: u32,
+        cluster_shift: u32,
+        fat_offset: u64,
+        heap_offset: u64,
+    }
+
+    impl Volume {
+        fn cluster_bytes(&self) -> u64 {
+            1 << (self.sector_shift + self.cluster_shift)
+        }
+
+        fn read(&self, at: u64, len: usize) -> Vec<u8> {
+            let mut b = vec![0u8; len];
+            self.file.read_exact_at(&mut b, at).unwrap();
+            b
+        }
+
+        fn next(&self, cluster: u32) -> u32 {
+            let b = self.read(self.fat_offset + u64::from(cluster) * 4, 4);
+            u32::from_le_bytes(b.try_into().unwrap())
+        }
+
+        /// `len` bytes from `first`, contiguous or following the FAT chain.
+        fn data(&self, first: u32, len: u64, no_fat_chain: bool) -> Vec<u8> {
+            let mut out = Vec::new();
+            let mut cluster = first;
+            let cb = self.cluster_bytes();
+            while (out.len() as u64) < len && (2..0xFFFF_FFF7).contains(&cluster) {
+                let at = self.heap_offset + u64::from(cluster - 2) * cb;
+                let want = usize::try_from((len - out.len() as u64).min(cb)).unwrap();
+                out.extend(self.read(at, want));
+                cluster = if no_fat_chain {
+                    cluster + 1
+                } else {
+                    self.next(cluster)
+                };
+            }
+            assert_eq!(out.len() as u64, len, "exFAT: short cluster chain");
+            out
+        }
+
+        fn extract_dir(&self, dir: &[u8], out: &Path) {
+            std::fs::create_dir_all(out).unwrap();
+            let entries: Vec<&[u8]> = dir.chunks_exact(32).collect();
+            let mut i = 0;
+            while i < entries.len() {
+                let e = entries[i];
+                if e[0] == 0 {
+                    break;
+                }
+                if e[0] != 0x85 {
+                    i += 1;
+                    continue;
+                }
+                let secondary = usize::from(e[1]);
+                let is_dir = u16::from_le_bytes([e[4], e[5]]) & 0x10 != 0;
+                let stream = entries[i + 1];
+                assert_eq!(
+                    stream[0], 0xC0,
+                    "exFAT: file entry without a stream extension"
+                );
+                let no_fat_chain = stream[1] & 0x02 != 0;
+                let name_len = usize::from(stream[3]);
+                let first = u32::from_le_bytes(stream[20..24].try_into().unwrap());
+                let len = u64::from_le_bytes(stream[24..32].try_into().unwrap());
+                let units: Vec<u16> = entries[i + 2..=i + secondary]
+                    .iter()
+                    .filter(|n| n[0] == 0xC1)
+                    .flat_map(|n| n[2..32].chunks_exact(2))
+                    .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                    .take(name_len)
+                    .collect();
+                let name = String::from_utf16(&units).unwrap();
+                assert!(!name.contains('/') && name != ".." && name != ".");
+                let data = self.data(first, len, no_fat_chain);
+                if is_dir {
+                    self.extract_dir(&data, &out.join(&name));
+                } else {
+                    std::fs::write(out.join(&name), data).unwrap();
+                }
+                i += 1 + secondary;
+            }
+        }
+    }
+
+    /// Copies every file of the exFAT volume `image` into `out`. Panics when the volume was
+    /// not unmounted cleanly (VolumeDirty set) or is not exFAT.
+    pub fn extract(image: &Path, out: &Path) {
+        let file = File::open(image).unwrap();
+        let mut boot = vec![0u8; 512];
+        file.read_exact_at(&mut boot, 0).unwrap();
+        assert_eq!(&boot[3..11], b"EXFAT   ", "not an exFAT volume");
+        let flags = u16::from_le_bytes([boot[106], boot[107]]);
+        assert_eq!(flags & 0x02, 0, "exFAT VolumeDirty: not unmounted cleanly");
+        let le32 = |at: usize| u32::from_le_bytes(boot[at..at + 4].try_into().unwrap());
+        let sector_shift = u32::from(boot[108]);
+        let v = Volume {
+            sector_shift,
+            cluster_shift: u32::from(boot[109]),
+            fat_offset: u64::from(le32(80)) << sector_shift,
+            heap_offset: u64::from(le32(88)) << sector_shift,
+            file,
+        };
+        // The root directory has no stream extension: read its chain to the end.
+        let mut root = Vec::new();
+        let mut cluster = le32(96);
+        while (2..0xFFFF_FFF7).contains(&cluster) {
+            let cb = v.cluster_bytes();
+            root.extend(v.read(
+                v.heap_offset + u64::from(cluster - 2) * cb,
+                usize::try_from(cb).unwrap(),
+            ));
+            cluster = v.next(cluster);
+        }
+        v.extract_dir(&root, out);
+    }
+}
