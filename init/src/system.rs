@@ -59,7 +59,9 @@ pub fn mount_evidence(dev: &str, target: &str) -> Result<&'static str, String> {
     let _ = std::fs::create_dir_all(target);
     let mut tried = Vec::new();
     for fstype in ["ext4", "exfat", "vfat"] {
-        let data = (fstype != "ext4").then_some("uid=0,gid=0,errors=remount-ro");
+        // FAT's default iocharset (ascii) is not in the initramfs; UTF-8 names are right
+        // for evidence anyway.
+        let data = (fstype != "ext4").then_some("uid=0,gid=0,errors=remount-ro,iocharset=utf8");
         match mount(
             Some(format!("/dev/{dev}").as_str()),
             target,
