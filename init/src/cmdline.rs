@@ -60,6 +60,9 @@ pub struct Plan {
     pub examiner: Option<String>,
     /// `vestige.poweroff=0` keeps the console menu after an unattended run.
     pub power_off_after: bool,
+    /// `vestige.wait=SECONDS`: wait this long after boot for late disks (USB enumerates
+    /// slowly; a responder may hot-plug the target) before an unattended run.
+    pub wait_seconds: u64,
 }
 
 impl Plan {
@@ -77,6 +80,11 @@ impl Plan {
             case_id: p.get("case").cloned(),
             examiner: p.get("examiner").cloned(),
             power_off_after: p.get("poweroff").is_none_or(|v| v != "0"),
+            wait_seconds: p
+                .get("wait")
+                .and_then(|w| w.parse().ok())
+                .unwrap_or(0)
+                .min(3600),
         }
     }
 }
@@ -106,5 +114,10 @@ mod tests {
         ));
         assert!(plan.unattended && !plan.power_off_after);
         assert_eq!(plan.targets.unwrap(), vec!["vda", "nvme0n1"]);
+        assert_eq!(plan.wait_seconds, 0);
+        let plan = Plan::from_params(&vestige_params("vestige.wait=20"));
+        assert_eq!(plan.wait_seconds, 20);
+        let plan = Plan::from_params(&vestige_params("vestige.wait=99999999 vestige.wait=x"));
+        assert_eq!(plan.wait_seconds, 0);
     }
 }

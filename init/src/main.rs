@@ -146,6 +146,17 @@ fn unattended(
         console.warn("unattended acquisition refused: no evidence medium");
         return;
     };
+    if plan.wait_seconds > 0 {
+        console.log(&format!(
+            "waiting {} s for late disks (vestige.wait)",
+            plan.wait_seconds
+        ));
+        std::thread::sleep(Duration::from_secs(plan.wait_seconds));
+        // The uevent listener protected whatever arrived; the rescan covers a lost event.
+        for name in blocks::all_names() {
+            devices.protect(&name, console);
+        }
+    }
     let case_id = plan
         .case_id
         .clone()
