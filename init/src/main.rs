@@ -71,6 +71,18 @@ fn main() {
     let params =
         cmdline::vestige_params(&std::fs::read_to_string("/proc/cmdline").unwrap_or_default());
     let plan = cmdline::Plan::from_params(&params);
+    if plan.unattended && plan.wait_seconds > 0 {
+        // Before the evidence search: the late disk may be the evidence stick itself.
+        console.log(&format!(
+            "waiting {} s for late disks (vestige.wait)",
+            plan.wait_seconds
+        ));
+        std::thread::sleep(Duration::from_secs(plan.wait_seconds));
+        // The uevent listener protected whatever arrived; the rescan covers a lost event.
+        for name in blocks::all_names() {
+            devices.protect(&name, &console);
+        }
+    }
     let evidence = match session::open_evidence(&console, &devices) {
         Ok(e) => Some(e),
         Err(e) => {
@@ -146,17 +158,6 @@ fn unattended(
         console.warn("unattended acquisition refused: no evidence medium");
         return;
     };
-    if plan.wait_seconds > 0 {
-        console.log(&format!(
-            "waiting {} s for late disks (vestige.wait)",
-            plan.wait_seconds
-        ));
-        std::thread::sleep(Duration::from_secs(plan.wait_seconds));
-        // The uevent listener protected whatever arrived; the rescan covers a lost event.
-        for name in blocks::all_names() {
-            devices.protect(&name, console);
-        }
-    }
     let case_id = plan
         .case_id
         .clone()
@@ -185,6 +186,11 @@ fn unattended(
         console.warn("no target disks to acquire");
         return;
     }
+    // Refuse before anything is written, the case directory included.
+    if let Err(e) = session::check_space(&chosen) {
+        console.warn(&e);
+        return;
+    }
     let case = match session::open_case(console, &case_id, &examiner) {
         Ok(c) => c,
         Err(e) => {
@@ -194,15 +200,20 @@ fn unattended(
     };
     let allow = false;
     let (ok, failed) = session::acquire(console, devices, &case, &chosen, allow);
-    console.log(&format!(
-        "acquired: {}; failed: {}",
-        ok.join(" "),
-        if failed.is_empty() {
+    let list = |v: &[String]| {
+        if v.is_empty() {
             "none".to_string()
         } else {
-            failed.join(" ")
+            v.join(" ")
         }
+    };
+    console.log(&format!(
+        "acquired: {}; failed: {}",
+        list(&ok),
+        list(&failed)
     ));
-    session::vestige(console, &["verify", &case.to_string_lossy()]);
+    if !ok.is_empty() {
+        session::vestige(console, &["verify", &case.to_string_lossy()]);
+    }
     session::save_console(console, &case);
 }

@@ -158,6 +158,20 @@ pub fn open_case(console: &Console, case_id: &str, examiner: &str) -> Result<Pat
     }
 }
 
+/// Refuses when the evidence medium cannot hold the worst case: incompressible data, plus
+/// zstd's frame overhead and the manifests.
+pub fn check_space(disks: &[Disk]) -> Result<(), String> {
+    let need: u64 = disks.iter().map(|d| d.size_bytes).sum();
+    let worst = need + need / 1000 + (16 << 20);
+    match free_bytes() {
+        Some(free) if free < worst => Err(format!(
+            "evidence medium too small: {free} bytes free, up to {worst} needed for {} disk(s); nothing acquired",
+            disks.len()
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Acquires `disks` into the case, one item per disk named after the device. Disks that are
 /// not write-protected are skipped unless `allow_unprotected` (the examiner confirmed the
 /// hypervisor attaches them read-only). Returns (acquired, failed) item names.
@@ -169,17 +183,9 @@ pub fn acquire(
     allow_unprotected: bool,
 ) -> (Vec<String>, Vec<String>) {
     let (mut ok, mut failed) = (Vec::new(), Vec::new());
-    let need: u64 = disks.iter().map(|d| d.size_bytes).sum();
-    if let Some(free) = free_bytes() {
-        // Worst case: incompressible data, plus zstd's frame overhead and the manifests.
-        let worst = need + need / 1000 + (16 << 20);
-        if free < worst {
-            console.warn(&format!(
-                "evidence medium too small: {free} bytes free, up to {worst} needed for {} disk(s); nothing acquired",
-                disks.len()
-            ));
-            return (ok, disks.iter().map(|d| d.name.clone()).collect());
-        }
+    if let Err(e) = check_space(disks) {
+        console.warn(&e);
+        return (ok, disks.iter().map(|d| d.name.clone()).collect());
     }
     for d in disks {
         if let Some(Protection::Unprotected(why)) = devices.get(&d.name) {

@@ -37,6 +37,7 @@
 pub mod appliance;
 pub mod disk;
 pub mod evidence;
+pub mod qmp;
 pub mod vm;
 
 mod command;

@@ -3,6 +3,10 @@
 //! The console (ttyS0) goes to QEMU's stdout; a reader thread stamps each line with the
 //! time since QEMU started (so boot and acquisition times can be read off it) and copies
 //! the raw bytes to a log file as they arrive, so a hung boot still leaves its log.
+//!
+//! [`Boot::run_scripted`] also opens a QMP socket and runs a script beside the guest: it
+//! watches the console as it arrives ([`Live::wait_for_line`]) and drives QEMU over QMP
+//! ([`crate::qmp`]), to hot-plug a disk once the appliance is up, say.
 
 use crate::HarnessError;
 use std::fmt;
@@ -11,7 +15,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -85,6 +89,12 @@ pub enum Bus {
     /// sdX. IDE/AHCI disks cannot be attached read-only, so only the guest's write-block
     /// (BLKROSET) protects them.
     Ahci,
+    /// An NVMe controller with one namespace (`-device nvme,serial=…`): the guest names it
+    /// nvmeNn1, controllers numbered in order. `readonly=on` works here.
+    Nvme,
+    /// A SCSI disk on a virtio-scsi controller (`-device virtio-scsi-pci` + `scsi-hd`): the
+    /// guest names it sdX. `readonly=on` works here (the disk reports write protect).
+    VirtioScsi,
 }
 
 /// One disk of the VM.
@@ -94,7 +104,7 @@ pub struct Drive {
     pub path: PathBuf,
     /// How it is attached.
     pub bus: Bus,
-    /// Attach read-only at the hypervisor (`readonly=on`; virtio only).
+    /// Attach read-only at the hypervisor (`readonly=on`; every bus but AHCI).
     pub read_only: bool,
 }
 
@@ -187,6 +197,13 @@ impl Boot {
     /// The QEMU command line for `accel`.
     #[must_use]
     pub fn command(&self, accel: Accel) -> Command {
+        self.command_with_qmp(accel, None)
+    }
+
+    /// The QEMU command line for `accel`, with a QMP server on the unix socket `qmp` when
+    /// given (`-qmp unix:PATH,server=on,wait=off`: QEMU does not wait for a client).
+    #[must_use]
+    pub fn command_with_qmp(&self, accel: Accel, qmp: Option<&Path>) -> Command {
         let mut c = Command::new(QEMU);
         c.args(accel.args())
             .args(["-machine", "pc", "-m"])
@@ -207,7 +224,12 @@ impl Boot {
             .arg(&self.initrd)
             .arg("-append")
             .arg(&self.cmdline);
+        if let Some(socket) = qmp {
+            c.arg("-qmp")
+                .arg(format!("unix:{},server=on,wait=off", qemu_escape(socket)));
+        }
         let mut ahci_port = 0u32;
+        let mut scsi_controller = false;
         for (i, d) in self.drives.iter().enumerate() {
             let file = qemu_escape(&d.path);
             let ro = if d.read_only { ",readonly=on" } else { "" };
@@ -226,6 +248,22 @@ impl Boot {
                         .arg(format!("ide-hd,drive=disk{i},bus=ahci0.{ahci_port}"));
                     ahci_port += 1;
                 }
+                Bus::Nvme => {
+                    c.arg("-drive")
+                        .arg(format!("if=none,id=disk{i},file={file},format=raw{ro}"));
+                    c.arg("-device")
+                        .arg(format!("nvme,serial=VESTIGE{i},drive=disk{i}"));
+                }
+                Bus::VirtioScsi => {
+                    if !scsi_controller {
+                        c.args(["-device", "virtio-scsi-pci,id=scsi0"]);
+                        scsi_controller = true;
+                    }
+                    c.arg("-drive")
+                        .arg(format!("if=none,id=disk{i},file={file},format=raw{ro}"));
+                    c.arg("-device")
+                        .arg(format!("scsi-hd,drive=disk{i},bus=scsi0.0"));
+                }
             }
         }
         c
@@ -239,30 +277,78 @@ impl Boot {
     /// When QEMU cannot be started or the log cannot be written. A guest that fails or hangs
     /// is not an error: see [`Outcome::ending`] and the console.
     pub fn run(&self, console_log: &Path) -> Result<Outcome, HarnessError> {
-        let first = self.run_with(self.accel, console_log)?;
-        if first.accel != Accel::Kvm || first.line_containing(KERNEL_BANNER).is_some() {
+        self.run_scripted(console_log, None, |_| ())
+            .map(|(outcome, ())| outcome)
+    }
+
+    /// Like [`Boot::run`], with `script` running on its own thread while the guest does:
+    /// it sees the console as it arrives and, when `qmp_socket` is given, can drive QEMU
+    /// over QMP on that unix socket (made by QEMU; a stale file there is removed first).
+    /// QEMU's exit or the timeout still ends the boot whatever the script does; the boot's
+    /// outcome is returned after the script has returned too, with what it returned.
+    ///
+    /// When the boot falls back from KVM to TCG, the script runs again for the second boot
+    /// (its first run sees the console close early).
+    ///
+    /// # Errors
+    /// As [`Boot::run`]. A panic in the script is resumed once QEMU has ended.
+    pub fn run_scripted<T, F>(
+        &self,
+        console_log: &Path,
+        qmp_socket: Option<&Path>,
+        mut script: F,
+    ) -> Result<(Outcome, T), HarnessError>
+    where
+        F: FnMut(&Live) -> T + Send,
+        T: Send,
+    {
+        let first = self.run_with(self.accel, console_log, qmp_socket, &mut script)?;
+        if first.0.accel != Accel::Kvm || first.0.line_containing(KERNEL_BANNER).is_some() {
             return Ok(first);
         }
-        let why = match first.ending {
+        let why = match first.0.ending {
             Ending::KvmStalled => format!(
                 "no \"{KERNEL_BANNER}\" on the console within {} s under KVM",
                 KVM_BANNER_DEADLINE.as_secs()
             ),
             Ending::Exited(s) if !s.success() => {
-                format!("QEMU with KVM exited {s}: {}", first.qemu_stderr.trim())
+                format!("QEMU with KVM exited {s}: {}", first.0.qemu_stderr.trim())
             }
             // The kernel ran (or the guest ended without a banner): keep what happened.
             Ending::Exited(_) | Ending::TimedOut => return Ok(first),
         };
-        let mut second = self.run_with(Accel::Tcg, console_log)?;
-        second.kvm_fallback = Some(why);
+        let mut second = self.run_with(Accel::Tcg, console_log, qmp_socket, &mut script)?;
+        second.0.kvm_fallback = Some(why);
         Ok(second)
     }
 
-    fn run_with(&self, accel: Accel, console_log: &Path) -> Result<Outcome, HarnessError> {
+    fn run_with<T, F>(
+        &self,
+        accel: Accel,
+        console_log: &Path,
+        qmp_socket: Option<&Path>,
+        script: &mut F,
+    ) -> Result<(Outcome, T), HarnessError>
+    where
+        F: FnMut(&Live) -> T + Send,
+        T: Send,
+    {
         let mut log =
             File::create(console_log).map_err(HarnessError::io("creating", console_log))?;
-        let mut cmd = self.command(accel);
+        if let Some(socket) = qmp_socket {
+            // Only a leftover of an earlier boot; QEMU refuses to bind over it.
+            match std::fs::remove_file(socket) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(HarnessError::Io {
+                        what: "removing the stale QMP socket",
+                        path: socket.to_path_buf(),
+                        source: e,
+                    });
+                }
+                _ => {}
+            }
+        }
+        let mut cmd = self.command_with_qmp(accel, qmp_socket);
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -276,10 +362,13 @@ impl Boot {
         let log_path = console_log.to_path_buf();
         let banner_seen = Arc::new(AtomicBool::new(false));
         let banner_flag = Arc::clone(&banner_seen);
-        let console_reader = thread::spawn(move || -> Result<Vec<ConsoleLine>, HarnessError> {
-            let mut lines = Vec::new();
+        let shared = Arc::new(SharedConsole::default());
+        let reader_console = Arc::clone(&shared);
+        let console_reader = thread::spawn(move || -> Result<(), HarnessError> {
+            // However the reader ends, waiters learn that no more lines come.
+            let _close = CloseOnDrop(&reader_console);
             let Some(out) = stdout else {
-                return Ok(lines);
+                return Ok(());
             };
             let mut reader = BufReader::new(out);
             let mut buf = Vec::new();
@@ -298,12 +387,12 @@ impl Boot {
                 if text.contains(KERNEL_BANNER) {
                     banner_flag.store(true, Ordering::Relaxed);
                 }
-                lines.push(ConsoleLine {
+                reader_console.push(ConsoleLine {
                     at,
                     text: text.trim_end_matches(['\r', '\n']).to_string(),
                 });
             }
-            Ok(lines)
+            Ok(())
         });
         let stderr_reader = thread::spawn(move || {
             let mut s = String::new();
@@ -315,52 +404,274 @@ impl Boot {
             }
             s
         });
+        let live = Live {
+            console: Arc::clone(&shared),
+            qmp_socket: qmp_socket.map(Path::to_path_buf),
+            accel,
+            start,
+        };
 
         let deadline = start + self.timeout;
-        let ending = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break Ending::Exited(status),
-                Ok(None)
-                    if accel == Accel::Kvm
-                        && start.elapsed() >= KVM_BANNER_DEADLINE
-                        && !banner_seen.load(Ordering::Relaxed) =>
-                {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break Ending::KvmStalled;
+        let (ending, script_result) = thread::scope(|scope| {
+            let script_thread = scope.spawn(|| script(&live));
+            let ending = loop {
+                match child.try_wait() {
+                    Ok(Some(status)) => break Ok(Ending::Exited(status)),
+                    Ok(None)
+                        if accel == Accel::Kvm
+                            && start.elapsed() >= KVM_BANNER_DEADLINE
+                            && !banner_seen.load(Ordering::Relaxed) =>
+                    {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break Ok(Ending::KvmStalled);
+                    }
+                    Ok(None) if Instant::now() >= deadline => {
+                        // Our own child, by its handle: nothing else is touched.
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break Ok(Ending::TimedOut);
+                    }
+                    Ok(None) => thread::sleep(POLL),
+                    Err(e) => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break Err(HarnessError::Spawn {
+                            program: QEMU.to_string(),
+                            source: e,
+                        });
+                    }
                 }
-                Ok(None) if Instant::now() >= deadline => {
-                    // Our own child, by its handle: nothing else is touched.
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break Ending::TimedOut;
-                }
-                Ok(None) => thread::sleep(POLL),
-                Err(e) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(HarnessError::Spawn {
-                        program: QEMU.to_string(),
-                        source: e,
-                    });
-                }
-            }
-        };
+            };
+            // QEMU is gone: its stdout closes, the reader ends and wakes any waiting script.
+            (ending, script_thread.join())
+        });
         let elapsed = start.elapsed();
-        let console = console_reader.join().unwrap_or_else(|_| Ok(Vec::new()))?;
+        let reader_result = console_reader.join();
         let qemu_stderr = stderr_reader.join().unwrap_or_default();
-        Ok(Outcome {
-            ending,
-            accel,
-            kvm_fallback: None,
-            console,
-            qemu_stderr,
-            elapsed,
-        })
+        let script_result = match script_result {
+            Ok(r) => r,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        let ending = ending?;
+        reader_result.unwrap_or(Ok(()))?;
+        let console = std::mem::take(&mut shared.lock().lines);
+        Ok((
+            Outcome {
+                ending,
+                accel,
+                kvm_fallback: None,
+                console,
+                qemu_stderr,
+                elapsed,
+            },
+            script_result,
+        ))
+    }
+}
+
+/// The console as it arrives, shared by the reader thread and a script.
+#[derive(Debug, Default)]
+struct SharedConsole {
+    state: Mutex<ConsoleState>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct ConsoleState {
+    lines: Vec<ConsoleLine>,
+    /// QEMU's stdout has closed: no more lines.
+    closed: bool,
+}
+
+impl SharedConsole {
+    fn lock(&self) -> MutexGuard<'_, ConsoleState> {
+        // A panicking script cannot leave the lines half-written: push is one call.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn push(&self, line: ConsoleLine) {
+        self.lock().lines.push(line);
+        self.changed.notify_all();
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.changed.notify_all();
+    }
+}
+
+/// Closes the shared console when the reader thread ends, even by an error.
+struct CloseOnDrop<'a>(&'a SharedConsole);
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// A boot in progress, as [`Boot::run_scripted`]'s script sees it.
+#[derive(Debug)]
+pub struct Live {
+    console: Arc<SharedConsole>,
+    qmp_socket: Option<PathBuf>,
+    accel: Accel,
+    start: Instant,
+}
+
+impl Live {
+    /// Waits until a console line containing `needle` has arrived (returning at once when
+    /// one already has) and returns it; None when QEMU ended or `timeout` passed first.
+    #[must_use]
+    pub fn wait_for_line(&self, needle: &str, timeout: Duration) -> Option<ConsoleLine> {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.console.lock();
+        loop {
+            if let Some(l) = state.lines.iter().find(|l| l.text.contains(needle)) {
+                return Some(l.clone());
+            }
+            let now = Instant::now();
+            if state.closed || now >= deadline {
+                return None;
+            }
+            state = self
+                .console
+                .changed
+                .wait_timeout(state, deadline - now)
+                .map(|(guard, _)| guard)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
+
+    /// Whether QEMU's console has closed (QEMU ended).
+    #[must_use]
+    pub fn ended(&self) -> bool {
+        self.console.lock().closed
+    }
+
+    /// The QMP socket given to [`Boot::run_scripted`].
+    #[must_use]
+    pub fn qmp_socket(&self) -> Option<&Path> {
+        self.qmp_socket.as_deref()
+    }
+
+    /// The accelerator of this boot.
+    #[must_use]
+    pub fn accel(&self) -> Accel {
+        self.accel
+    }
+
+    /// Time since QEMU was started (comparable with [`ConsoleLine::at`]).
+    #[must_use]
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed()
     }
 }
 
 /// A path as a QEMU option value: commas doubled.
 fn qemu_escape(path: &Path) -> String {
     path.display().to_string().replace(',', ",,")
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_attaches_nvme_and_virtio_scsi_and_opens_qmp() {
+        let d = |path: &str, bus, read_only| Drive {
+            path: path.into(),
+            bus,
+            read_only,
+        };
+        let boot = Boot {
+            kernel: "/k".into(),
+            initrd: "/i".into(),
+            cmdline: "console=ttyS0".into(),
+            drives: vec![
+                d("/d/n.raw", Bus::Nvme, false),
+                d("/d/s,1.raw", Bus::VirtioScsi, true),
+                d("/d/s2.raw", Bus::VirtioScsi, false),
+            ],
+            memory_mib: 256,
+            cpus: 1,
+            timeout: Duration::from_secs(1),
+            accel: Accel::Tcg,
+        };
+        let joined = |c: Command| {
+            c.get_args()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let plain = joined(boot.command(Accel::Tcg));
+        assert!(!plain.contains("-qmp"), "{plain}");
+        let args = joined(boot.command_with_qmp(Accel::Tcg, Some(Path::new("/t/q,1.sock"))));
+        assert!(
+            args.contains("-qmp unix:/t/q,,1.sock,server=on,wait=off"),
+            "{args}"
+        );
+        assert!(
+            args.contains(
+                "-drive if=none,id=disk0,file=/d/n.raw,format=raw \
+                 -device nvme,serial=VESTIGE0,drive=disk0"
+            ),
+            "{args}"
+        );
+        // One controller for both SCSI disks.
+        assert_eq!(args.matches("virtio-scsi-pci").count(), 1, "{args}");
+        assert!(
+            args.contains(
+                "-device virtio-scsi-pci,id=scsi0 \
+                 -drive if=none,id=disk1,file=/d/s,,1.raw,format=raw,readonly=on \
+                 -device scsi-hd,drive=disk1,bus=scsi0.0 \
+                 -drive if=none,id=disk2,file=/d/s2.raw,format=raw \
+                 -device scsi-hd,drive=disk2,bus=scsi0.0"
+            ),
+            "{args}"
+        );
+    }
+
+    #[test]
+    fn a_script_sees_the_console_close_when_the_guest_cannot_start() {
+        if !crate::appliance::missing_tools(&[QEMU]).is_empty() {
+            return;
+        }
+        let t = std::env::temp_dir().join(format!("vestige-vm-test-{}", std::process::id()));
+        std::fs::create_dir_all(&t).unwrap();
+        let junk = t.join("not-a-kernel");
+        std::fs::write(&junk, b"junk").unwrap();
+        let boot = Boot {
+            kernel: junk.clone(),
+            initrd: junk,
+            cmdline: "console=ttyS0".into(),
+            drives: Vec::new(),
+            memory_mib: 128,
+            cpus: 1,
+            timeout: Duration::from_secs(60),
+            accel: Accel::Tcg,
+        };
+        let socket = t.join("qmp.sock");
+        let (o, seen) = boot
+            .run_scripted(&t.join("console.log"), Some(&socket), |live| {
+                (
+                    live.qmp_socket().map(Path::to_path_buf),
+                    live.wait_for_line("never printed", Duration::from_secs(50)),
+                    live.ended(),
+                )
+            })
+            .unwrap();
+        let _ = std::fs::remove_dir_all(&t);
+        assert!(
+            matches!(o.ending, Ending::Exited(s) if !s.success()),
+            "{o:?}"
+        );
+        assert_eq!(seen.0.as_deref(), Some(socket.as_path()));
+        assert!(seen.1.is_none() && seen.2, "{seen:?}");
+        // Waiting ended with QEMU, not with the 50 s wait.
+        assert!(o.elapsed < Duration::from_secs(30), "{o:?}");
+    }
 }

@@ -1,0 +1,542 @@
+//! Boot scenarios beyond the plain acquisition: a target hot-plugged over QMP while the
+//! appliance waits (`vestige.wait`), several targets on different buses at once, and the
+//! two refusals (no evidence medium; an evidence medium too small for the targets). Each
+//! generates its disks, boots unattended, and checks from the host.
+//!
+//! Skips (passes with a note) when QEMU, a disk tool or the appliance (`cargo xtask
+//! appliance`) is missing, unless VESTIGE_REQUIRE_TOOLS=1.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+use vestige_evidence::manifest::{Manifest, IMAGE_FILE, MANIFEST_FILE};
+use vestige_evidence::verify::{verify_item, Verdict};
+use vestige_qemu_tests::appliance::{missing_tools, tools_required, workspace_root, Appliance};
+use vestige_qemu_tests::disk::{self, EvidenceDisk};
+use vestige_qemu_tests::evidence::{ext4_state, extract_ext4};
+use vestige_qemu_tests::qmp::{json_string, Qmp};
+use vestige_qemu_tests::vm::{self, Accel, Boot, Bus, Drive, Live, Outcome};
+
+const CASE_ID: &str = "SCEN-1";
+const EXAMINER: &str = "QEMU Scenario";
+/// Bounds a hung appliance; each scenario takes well under a minute of TCG.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
+/// From QEMU's start to "vestige-init: ready" (about 8 s under TCG here).
+const READY_TIMEOUT: Duration = Duration::from_secs(90);
+/// `vestige.wait` of the hot-plug scenario: time enough to plug after "ready".
+const HOTPLUG_WAIT_SECONDS: u64 = 25;
+const READY: &str = "vestige-init: ready";
+/// What init says as it starts waiting (`vestige.wait`), evidence medium mounted.
+const WAITING: &str = "for late disks (vestige.wait)";
+const ACQUIRE_STARTED: &str = "running: vestige acquire";
+
+/// One boot at a time: each guest gets the host's CPUs, and the timings mean something.
+static ONE_BOOT_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// The appliance and the lock of the one boot, or None (after a note) when something
+/// needed is missing.
+fn prerequisites() -> Option<(Appliance, MutexGuard<'static, ()>)> {
+    let missing = missing_tools(&[vm::QEMU, "sgdisk", "mkfs.ext4", "debugfs", "dumpe2fs"]);
+    let appliance = Appliance::find();
+    let why = match (appliance, missing.is_empty()) {
+        (Ok(app), true) => {
+            // A failed boot poisons the lock; the next one still runs.
+            let one = ONE_BOOT_AT_A_TIME
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            return Some((app, one));
+        }
+        (Ok(_), false) => format!("missing tools: {}", missing.join(", ")),
+        (Err(e), true) => e.to_string(),
+        (Err(e), false) => format!("missing tools: {}; {e}", missing.join(", ")),
+    };
+    assert!(!tools_required(), "VESTIGE_REQUIRE_TOOLS=1: {why}");
+    eprintln!("note: skipping the boot scenario: {why}");
+    None
+}
+
+/// An unattended acquisition of every disk, with `extra` parameters.
+fn acquire_cmdline(extra: &str) -> String {
+    format!(
+        "console=ttyS0 panic=-1 vestige.run=acquire vestige.targets=all \
+         vestige.case={CASE_ID} vestige.examiner=\"{EXAMINER}\" {extra}"
+    )
+}
+
+fn boot(app: &Appliance, cmdline: String, drives: Vec<Drive>) -> Boot {
+    Boot {
+        kernel: app.kernel.clone(),
+        initrd: app.initrd.clone(),
+        cmdline,
+        drives,
+        memory_mib: 1024,
+        cpus: 2,
+        timeout: BOOT_TIMEOUT,
+        accel: Accel::detect(),
+    }
+}
+
+fn drive(path: &Path, bus: Bus, read_only: bool) -> Drive {
+    Drive {
+        path: path.to_path_buf(),
+        bus,
+        read_only,
+    }
+}
+
+/// A directory under target/ that keeps the console log after the test.
+fn keep_dir(name: &str) -> PathBuf {
+    let d = workspace_root().join("target/qemu-tests").join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The console tail and QEMU's messages, for failure messages.
+fn context(log: &Path, o: &Outcome) -> String {
+    format!(
+        "console ({}):\n{}\nqemu stderr:\n{}",
+        log.display(),
+        o.tail(50),
+        o.qemu_stderr
+    )
+}
+
+/// QEMU powered off by itself (no timeout, no panic, no reboot).
+fn assert_powered_off(log: &Path, o: &Outcome) {
+    assert!(
+        o.powered_off(),
+        "QEMU did not power off by itself ({:?}); {}",
+        o.ending,
+        context(log, o)
+    );
+    assert!(
+        o.line_containing("vestige-init: power off").is_some(),
+        "no \"vestige-init: power off\" on the console; {}",
+        context(log, o)
+    );
+    assert!(
+        o.line_containing("Kernel panic").is_none(),
+        "kernel panic; {}",
+        context(log, o)
+    );
+}
+
+fn assert_console_says(log: &Path, o: &Outcome, needle: &str) {
+    assert!(
+        o.line_containing(needle).is_some(),
+        "no \"{needle}\" on the console; {}",
+        context(log, o)
+    );
+}
+
+/// The file, byte for byte, is what it was before the boot.
+fn assert_unchanged(path: &Path, sha256_before: &str) {
+    assert_eq!(
+        disk::sha256_file(path).unwrap(),
+        sha256_before,
+        "{} changed during the boot",
+        path.display()
+    );
+}
+
+/// Prints boot and acquisition times read off the console.
+fn report_timings(name: &str, o: &Outcome) {
+    let at = |needle: &str| o.line_containing(needle).map(|l| l.at.as_secs_f64());
+    eprintln!(
+        "timing [{name}] accel={} total={:.3} s",
+        o.accel,
+        o.elapsed.as_secs_f64()
+    );
+    if let Some(why) = &o.kvm_fallback {
+        eprintln!("note [{name}] KVM abandoned for TCG: {why}");
+    }
+    if let Some(ready) = at(READY) {
+        eprintln!("timing [{name}] QEMU start -> \"ready\": {ready:.3} s");
+        if let Some(off) = at("vestige-init: power off") {
+            eprintln!(
+                "timing [{name}] \"ready\" -> \"power off\": {:.3} s",
+                off - ready
+            );
+        }
+    }
+    if let (Some(start), Some(end)) = (at(ACQUIRE_STARTED), at("vestige-init: acquired:")) {
+        eprintln!(
+            "timing [{name}] first acquisition start -> \"acquired:\": {:.3} s",
+            end - start
+        );
+    }
+}
+
+/// Reads the case back from the evidence disk (checking its file system was left clean)
+/// into `dir/extracted`; returns the extraction root.
+fn extract_evidence(evidence: &EvidenceDisk, dir: &Path, log: &Path, o: &Outcome) -> PathBuf {
+    let state = ext4_state(&evidence.path, evidence.partition_offset_bytes).unwrap();
+    assert!(
+        state.clean && !state.needs_recovery,
+        "evidence file system left {state:?}; {}",
+        context(log, o)
+    );
+    let out = dir.join("extracted");
+    extract_ext4(&evidence.path, evidence.partition_offset_bytes, &out).unwrap();
+    out
+}
+
+/// Checks item `item` of the case: it verifies, its source hash is `sha256`, its size is
+/// `size_bytes`, and the appliance verified the source read-only before reading it.
+fn check_item(case: &Path, item: &str, sha256: &str, size_bytes: u64, log: &Path, o: &Outcome) {
+    let dir = case.join(item);
+    assert!(
+        dir.is_dir(),
+        "no item {item} in the case (found: {:?}); {}",
+        list(case),
+        context(log, o)
+    );
+    let report = verify_item(&dir, None, 2, None);
+    assert_eq!(
+        report.verdict,
+        Verdict::Verified,
+        "verify {}: {:?}",
+        dir.display(),
+        report.problems
+    );
+    assert_eq!(report.source_sha256.as_deref(), Some(sha256), "item {item}");
+    let manifest: Manifest =
+        serde_json::from_slice(&std::fs::read(dir.join(MANIFEST_FILE)).unwrap()).unwrap();
+    assert_eq!(manifest.hashes.sha256, sha256, "item {item}");
+    assert_eq!(manifest.source.size_bytes, size_bytes, "item {item}");
+    assert_eq!(manifest.case.case_id, CASE_ID);
+    assert_eq!(manifest.case.item, item);
+    eprintln!(
+        "item {item}: write protection {:?}",
+        manifest.source.write_protection
+    );
+    assert_eq!(
+        manifest.source.write_protection.read_only_verified,
+        Some(true),
+        "the appliance did not verify {item} read-only: {:?}",
+        manifest.source.write_protection
+    );
+}
+
+fn list(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// A target file of `size_mib` MiB of deterministic incompressible bytes (xorshift64), no
+/// partition table: the worst case for the evidence medium's free space.
+fn incompressible_target(dir: &Path, name: &str, size_mib: u64, seed: u64) -> PathBuf {
+    let path = dir.join(name);
+    let mut x = seed | 1;
+    let mut data = vec![0u8; usize::try_from(size_mib << 20).unwrap()];
+    for chunk in data.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    std::fs::write(&path, data).unwrap();
+    path
+}
+
+/// What the hot-plug script did, with times since QEMU's start.
+#[derive(Debug)]
+struct HotPlug {
+    ready_at: Duration,
+    waiting_at: Duration,
+    plugged_at: Duration,
+    events: Vec<String>,
+}
+
+/// Waits for "ready" and for init to start its `vestige.wait` (so the disk arrives after
+/// coldplug and the evidence search, as a responder's late disk would), then hot-plugs
+/// `disk` as a virtio-blk-pci device on pci.0: a raw file node opened read-write (the
+/// hypervisor does not protect it; BLKROSET in the guest is the only guard).
+fn hot_plug(live: &Live, disk: &Path) -> Result<HotPlug, String> {
+    let ready = live
+        .wait_for_line(READY, READY_TIMEOUT)
+        .ok_or_else(|| format!("no \"{READY}\" within {READY_TIMEOUT:?} (or QEMU ended)"))?;
+    let waiting = live
+        .wait_for_line(WAITING, Duration::from_secs(30))
+        .ok_or_else(|| format!("no \"{WAITING}\" after \"{READY}\""))?;
+    let socket = live.qmp_socket().ok_or("no QMP socket")?;
+    let mut qmp = Qmp::connect(socket, Duration::from_secs(10)).map_err(|e| e.to_string())?;
+    let node = format!(
+        r#"{{"driver":"raw","node-name":"hotplug-node","read-only":false,"file":{{"driver":"file","filename":{}}}}}"#,
+        json_string(&disk.to_string_lossy())
+    );
+    qmp.execute("blockdev-add", &node)
+        .map_err(|e| e.to_string())?;
+    qmp.execute(
+        "device_add",
+        r#"{"driver":"virtio-blk-pci","id":"hotplug-disk","drive":"hotplug-node","bus":"pci.0"}"#,
+    )
+    .map_err(|e| e.to_string())?;
+    let plugged_at = live.elapsed();
+    Ok(HotPlug {
+        ready_at: ready.at,
+        waiting_at: waiting.at,
+        plugged_at,
+        events: qmp.events().to_vec(),
+    })
+}
+
+/// The appliance waits (`vestige.wait`) after "ready"; meanwhile a target is hot-plugged
+/// over QMP, writable at the hypervisor. The uevent listener must write-protect it as it
+/// appears, and the unattended run must acquire it beside the target present at boot.
+#[test]
+fn hotplugged_disk_is_write_protected_and_acquired() {
+    const NAME: &str = "hotplug";
+    const BOOT_TARGET_MIB: u64 = 32;
+    const HOTPLUG_MIB: u64 = 48;
+    let Some((app, _one)) = prerequisites() else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let files = disk::write_sample_files(dir).unwrap();
+    let boot_target = disk::make_target(dir, "boot-target.raw", BOOT_TARGET_MIB, &files).unwrap();
+    let boot_sha = disk::sha256_file(&boot_target).unwrap();
+    let plugged = disk::make_target(dir, "hotplug.raw", HOTPLUG_MIB, &files).unwrap();
+    let plugged_sha = disk::sha256_file(&plugged).unwrap();
+    assert_ne!(boot_sha, plugged_sha, "the two targets must differ");
+    let evidence = disk::make_evidence_disk(dir, "evidence.raw", 256).unwrap();
+    let socket = dir.join("qmp.sock");
+
+    // vda: the target at boot; vdb: the evidence medium; the hot-plugged disk comes third.
+    let b = boot(
+        &app,
+        acquire_cmdline(&format!("vestige.wait={HOTPLUG_WAIT_SECONDS}")),
+        vec![
+            drive(&boot_target, Bus::Virtio, true),
+            drive(&evidence.path, Bus::Virtio, false),
+        ],
+    );
+    let log = keep_dir(NAME).join("console.log");
+    let (o, plug) = b
+        .run_scripted(&log, Some(&socket), |live| hot_plug(live, &plugged))
+        .unwrap();
+    report_timings(NAME, &o);
+    let plug = plug.unwrap_or_else(|e| panic!("hot-plug failed: {e}; {}", context(&log, &o)));
+    eprintln!(
+        "timing [{NAME}] \"ready\" at {:.3} s, waiting at {:.3} s, hot-plugged at {:.3} s; \
+         QMP events: {:?}",
+        plug.ready_at.as_secs_f64(),
+        plug.waiting_at.as_secs_f64(),
+        plug.plugged_at.as_secs_f64(),
+        plug.events
+    );
+    assert_powered_off(&log, &o);
+
+    // The listener's line for the new whole disk, after the plug.
+    let appeared = o
+        .console
+        .iter()
+        .filter(|l| l.at >= plug.plugged_at)
+        .find_map(|l| {
+            let rest = l.text.split("vestige-init: block device ").nth(1)?;
+            let name = rest.strip_suffix(" appeared; write-protected")?;
+            (!name.ends_with(|c: char| c.is_ascii_digit())).then(|| name.to_string())
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "no \"block device vdX appeared; write-protected\" after the hot-plug; {}",
+                context(&log, &o)
+            )
+        });
+    assert!(
+        appeared.starts_with("vd") && appeared != "vda" && appeared != "vdb",
+        "the hot-plugged disk came up as {appeared}; {}",
+        context(&log, &o)
+    );
+    if let Some(l) = o.line_containing(&format!("{appeared}: NOT write-protected")) {
+        panic!("{}; {}", l.text, context(&log, &o));
+    }
+    let appeared_at = o
+        .line_containing(&format!("block device {appeared} appeared"))
+        .map(|l| l.at)
+        .unwrap();
+    let acquire_at = o
+        .line_containing(ACQUIRE_STARTED)
+        .map(|l| l.at)
+        .unwrap_or_else(|| panic!("no acquisition started; {}", context(&log, &o)));
+    assert!(
+        appeared_at < acquire_at,
+        "{appeared} appeared at {appeared_at:?}, after the acquisition began at {acquire_at:?}"
+    );
+    eprintln!(
+        "timing [{NAME}] hot-plug -> \"{appeared} appeared\": {:.3} s",
+        (appeared_at - plug.plugged_at).as_secs_f64()
+    );
+
+    let root = extract_evidence(&evidence, dir, &log, &o);
+    let case = root.join(CASE_ID);
+    check_item(&case, &appeared, &plugged_sha, HOTPLUG_MIB << 20, &log, &o);
+    check_item(&case, "vda", &boot_sha, BOOT_TARGET_MIB << 20, &log, &o);
+    assert!(!case.join("vdb").exists(), "the evidence disk was acquired");
+    assert_unchanged(&plugged, &plugged_sha);
+    assert_unchanged(&boot_target, &boot_sha);
+}
+
+/// Three targets on three buses in one unattended run: virtio-blk read-only at the
+/// hypervisor, NVMe writable (BLKROSET the only guard), a virtio-scsi disk read-only.
+#[test]
+fn several_targets_at_once() {
+    const NAME: &str = "several";
+    let Some((app, _one)) = prerequisites() else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let files = disk::write_sample_files(dir).unwrap();
+    // (file, size, bus, read-only at the hypervisor, the guest's name = the item)
+    let specs = [
+        ("virtio.raw", 32, Bus::Virtio, true, "vda"),
+        ("nvme.raw", 40, Bus::Nvme, false, "nvme0n1"),
+        ("scsi.raw", 48, Bus::VirtioScsi, true, "sda"),
+    ];
+    let mut targets = Vec::new();
+    for (file, mib, bus, ro, item) in specs {
+        let path = disk::make_target(dir, file, mib, &files).unwrap();
+        let sha = disk::sha256_file(&path).unwrap();
+        targets.push((path, sha, mib, bus, ro, item));
+    }
+    let evidence = disk::make_evidence_disk(dir, "evidence.raw", 256).unwrap();
+    let mut drives: Vec<Drive> = targets
+        .iter()
+        .map(|(path, _, _, bus, ro, _)| drive(path, *bus, *ro))
+        .collect();
+    // Last of the virtio disks: vdb.
+    drives.push(drive(&evidence.path, Bus::Virtio, false));
+
+    let log = keep_dir(NAME).join("console.log");
+    let o = boot(&app, acquire_cmdline(""), drives).run(&log).unwrap();
+    report_timings(NAME, &o);
+    assert_powered_off(&log, &o);
+    // The appliance acquires in name order.
+    let mut items: Vec<&str> = targets.iter().map(|t| t.5).collect();
+    items.sort_unstable();
+    assert_console_says(
+        &log,
+        &o,
+        &format!("vestige-init: acquired: {}; failed: none", items.join(" ")),
+    );
+
+    let root = extract_evidence(&evidence, dir, &log, &o);
+    let case = root.join(CASE_ID);
+    for (path, sha, mib, _, _, item) in &targets {
+        check_item(&case, item, sha, mib << 20, &log, &o);
+        assert_unchanged(path, sha);
+    }
+    assert!(!case.join("vdb").exists(), "the evidence disk was acquired");
+}
+
+/// Without an evidence medium the appliance says so, acquires nothing and powers off.
+#[test]
+fn no_evidence_medium_refuses_and_powers_off() {
+    const NAME: &str = "no_evidence";
+    let Some((app, _one)) = prerequisites() else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let files = disk::write_sample_files(dir).unwrap();
+    let target = disk::make_target(dir, "target.raw", 32, &files).unwrap();
+    let sha = disk::sha256_file(&target).unwrap();
+
+    let log = keep_dir(NAME).join("console.log");
+    // Writable at the hypervisor: nothing but the appliance keeps it unchanged.
+    let o = boot(
+        &app,
+        acquire_cmdline(""),
+        vec![drive(&target, Bus::Virtio, false)],
+    )
+    .run(&log)
+    .unwrap();
+    report_timings(NAME, &o);
+    assert_powered_off(&log, &o);
+    assert_console_says(&log, &o, "no evidence medium");
+    assert_console_says(&log, &o, "refusing to acquire");
+    assert!(
+        o.line_containing(ACQUIRE_STARTED).is_none(),
+        "an acquisition ran without an evidence medium; {}",
+        context(&log, &o)
+    );
+    assert_unchanged(&target, &sha);
+}
+
+/// A 64 MiB incompressible target and a 16 MiB evidence file system: the appliance refuses
+/// before reading the target, and writes no image.
+#[test]
+fn evidence_medium_too_small_refuses_before_starting() {
+    const NAME: &str = "evidence_too_small";
+    let Some((app, _one)) = prerequisites() else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let target = incompressible_target(dir, "target.raw", 64, 0x00c0_ffee);
+    let sha = disk::sha256_file(&target).unwrap();
+    // 18 MiB disk: a 16 MiB ext4 file system in its one partition.
+    let evidence = disk::make_evidence_disk(dir, "evidence.raw", 18).unwrap();
+
+    let log = keep_dir(NAME).join("console.log");
+    let o = boot(
+        &app,
+        acquire_cmdline(""),
+        vec![
+            drive(&target, Bus::Virtio, false),
+            drive(&evidence.path, Bus::Virtio, false),
+        ],
+    )
+    .run(&log)
+    .unwrap();
+    report_timings(NAME, &o);
+    assert_powered_off(&log, &o);
+    assert_console_says(&log, &o, "evidence medium too small");
+    assert!(
+        o.line_containing(ACQUIRE_STARTED).is_none(),
+        "an acquisition started on a medium too small; {}",
+        context(&log, &o)
+    );
+
+    let root = extract_evidence(&evidence, dir, &log, &o);
+    let images: Vec<PathBuf> = walk(&root)
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n == IMAGE_FILE))
+        .collect();
+    assert!(
+        images.is_empty(),
+        "images written to a medium too small: {images:?}"
+    );
+    assert!(
+        !root.join(CASE_ID).join("vda").exists(),
+        "an item directory was made (case holds {:?})",
+        list(&root.join(CASE_ID))
+    );
+    assert_unchanged(&target, &sha);
+}
