@@ -294,7 +294,7 @@ fn stage_modules(full: &Path, selection: &Selection, staging: &Path, kver: &str)
 }
 
 fn copy_replacing(from: &Path, to: &Path) -> Result<()> {
-    let tmp = to.with_extension("partial");
+    let tmp = to.with_extension(format!("partial.{}", std::process::id()));
     std::fs::copy(from, &tmp)
         .with_context(|| format!("copying {} to {}", from.display(), tmp.display()))?;
     std::fs::rename(&tmp, to)
@@ -347,7 +347,8 @@ fn release_file(config: &Config, kernel_version: &str, kver: &str) -> String {
 /// Writes `tree` as a zstd-compressed cpio to `path` (through a temporary file). Returns the
 /// uncompressed size.
 fn write_initramfs(tree: &Tree, mtime: u64, path: &Path) -> Result<u64> {
-    let tmp = path.with_extension("partial");
+    // Unique per process: two builds at once must not interleave in one temporary file.
+    let tmp = path.with_extension(format!("partial.{}", std::process::id()));
     let file =
         std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     // Single-threaded on purpose: zstd's output then depends only on input and level.

@@ -476,7 +476,8 @@ fn set_mtime(path: &Path, sde: u64) -> Result<()> {
 /// `PATH.partial`: where an output is written before it is renamed into place.
 fn partial_path(path: &Path) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
-    s.push(".partial");
+    // Unique per process: two builds at once must not interleave in one temporary file.
+    s.push(format!(".partial.{}", std::process::id()));
     PathBuf::from(s)
 }
 
