@@ -114,13 +114,7 @@ fn main() {
 /// devices (virtio disks) appear, whose drivers the next round loads.
 fn coldplug(console: &Console, devices: &Devices, db: &Mutex<ModuleDb>) {
     let mut errors = Vec::new();
-    {
-        let mut db = db.lock().unwrap_or_else(|p| p.into_inner());
-        for m in EVIDENCE_FS_MODULES {
-            db.load(m, &mut errors);
-        }
-    }
-    for _round in 0..4 {
+    for round in 0..4 {
         let mut loaded = Vec::new();
         {
             let mut db = db.lock().unwrap_or_else(|p| p.into_inner());
@@ -129,14 +123,19 @@ fn coldplug(console: &Console, devices: &Devices, db: &Mutex<ModuleDb>) {
                     loaded.extend(db.load(&m, &mut errors));
                 }
             }
+            if round == 0 {
+                // Storage drivers first, so the kernel probes disks while these load.
+                for m in EVIDENCE_FS_MODULES {
+                    db.load(m, &mut errors);
+                }
+            }
         }
-        if !loaded.is_empty() {
-            console.log(&format!("loaded modules: {}", loaded.join(" ")));
-        }
-        uevent::settle(devices, Duration::from_millis(700), Duration::from_secs(10));
         if loaded.is_empty() {
+            // Nothing new to wait for: the previous round's settle already saw every device.
             break;
         }
+        console.log(&format!("loaded modules: {}", loaded.join(" ")));
+        uevent::settle(devices, Duration::from_millis(400), Duration::from_secs(10));
     }
     for e in errors {
         console.warn(&e);
