@@ -71,22 +71,31 @@ pub fn ensure_packages(tools: &[(&str, &str)]) -> Result<()> {
         return Ok(());
     }
     step(&format!("installing host packages: {}", missing.join(" ")));
-    let apt = |args: &[&str]| -> Result<()> {
-        let mut cmd = if is_root() {
-            Command::new("apt-get")
-        } else {
-            let mut c = Command::new("sudo");
-            c.arg("apt-get");
-            c
-        };
-        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
-        run(&mut cmd)
-    };
     let mut install = vec!["install", "-y", "--no-install-recommends"];
     install.extend(missing.iter().copied());
-    if apt(&install).is_err() {
-        apt(&["update"])?;
-        apt(&install)?;
+    apt_install(&install)?;
+    Ok(())
+}
+
+/// Runs apt-get non-interactively, through sudo unless we are root.
+pub fn apt_get(args: &[&str]) -> Result<()> {
+    let mut cmd = if is_root() {
+        Command::new("apt-get")
+    } else {
+        let mut c = Command::new("sudo");
+        c.arg("apt-get");
+        c
+    };
+    cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+    run(&mut cmd)
+}
+
+/// `apt-get ARGS` (an install), with one `apt-get update` and a retry when it fails: a fresh
+/// machine's package lists may be stale or absent.
+pub fn apt_install(args: &[&str]) -> Result<()> {
+    if apt_get(args).is_err() {
+        apt_get(&["update"])?;
+        apt_get(args)?;
     }
     Ok(())
 }

@@ -1,8 +1,7 @@
 //! QEMU on the host, and the boot tests that need it: `cargo xtask qemu-test`.
 
-use crate::host::{self, cargo, have, output, run, step};
+use crate::host::{self, cargo, have, run, step};
 use anyhow::{Context, Result};
-use std::process::Command;
 
 /// The QEMU binary the boot tests run.
 const QEMU: &str = "qemu-system-x86_64";
@@ -35,10 +34,7 @@ pub fn ensure_qemu() -> Result<()> {
     let mut install = vec!["install", "-y"];
     install.extend_from_slice(QEMU_PACKAGES);
     install.push("--allow-downgrades");
-    if apt_get(&install).is_err() {
-        apt_get(&["update"])?;
-        apt_get(&install).context("installing QEMU after apt-get update")?;
-    }
+    host::apt_install(&install).context("installing QEMU")?;
     if !have(QEMU) {
         anyhow::bail!("{QEMU} is still missing after installing {QEMU_PACKAGES:?}");
     }
@@ -54,18 +50,4 @@ pub fn task() -> Result<()> {
     run(cargo()
         .args(["test", "-p", "vestige-qemu-tests", "--", "--nocapture"])
         .env("VESTIGE_REQUIRE_TOOLS", "1"))
-}
-
-/// Runs apt-get non-interactively, through sudo unless we are root.
-fn apt_get(args: &[&str]) -> Result<()> {
-    let is_root = output(Command::new("id").arg("-u")).is_ok_and(|s| s.trim() == "0");
-    let mut cmd = if is_root {
-        Command::new("apt-get")
-    } else {
-        let mut c = Command::new("sudo");
-        c.arg("apt-get");
-        c
-    };
-    cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
-    run(&mut cmd)
 }
