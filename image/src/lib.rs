@@ -3,7 +3,8 @@
 //!
 //! It builds the direct-boot pair (QEMU `-kernel`/`-initrd`, PXE), then from it the UEFI
 //! outputs ([`uefi`]: a UKI assembled by [`pe`], a GPT USB image whose exFAT evidence
-//! partition gets a fixed serial from [`exfat`], a hybrid ISO):
+//! partition gets a fixed serial from [`exfat`], a hybrid ISO) and the Secure Boot USB image
+//! ([`secure_boot`]: Debian's signed shim → grub → kernel):
 //!
 //! 1. [`lock`] reads `image/packages.lock`: Debian packages pinned by version and SHA-256.
 //! 2. [`debian`] fetches them with `apt-get download` into a cache, checks the digest and
@@ -48,4 +49,5 @@ pub mod exfat;
 pub mod lock;
 pub mod modules;
 pub mod pe;
+pub mod secure_boot;
 pub mod uefi;

@@ -8,6 +8,8 @@
 //!   copied in as `EFI/BOOT/BOOTX64.EFI` with mtools, nothing mounted), partition 2 named
 //!   `VESTIGE-EVIDENCE`, exFAT labelled `VESTIGE` (mkfs.exfat, then a fixed volume serial:
 //!   [`crate::exfat`]). Sparse: ~20 MiB of its 256 MiB are allocated;
+//! - `vestige-sb-usb.img` ([`crate::secure_boot`]), the same GPT layout (other GUIDs) with
+//!   Debian's signed shim, grub and kernel on the ESP: [`build_usb_with`] takes any ESP files;
 //! - `vestige.iso`, a hybrid ISO 9660 image for helper VMs (xorriso): its El Torito EFI boot
 //!   image is an appended FAT partition holding `EFI/BOOT/BOOTX64.EFI`, so the same file boots
 //!   as a CD (El Torito) and as a disk (its GPT lists the ESP). UEFI only: no BIOS boot.
@@ -64,7 +66,39 @@ pub mod ids {
     pub const EXFAT_SERIAL: u32 = 0x4556_4944;
     /// GPT disk GUID of the ISO.
     pub const ISO_DISK_GUID: &str = "8a4b5c1e-7f3d-4e2a-9b6c-56495349534f";
+    /// GPT disk GUID of the Secure Boot USB image (`vestige-sb-usb.img`).
+    pub const SB_DISK_GUID: &str = "8a4b5c1e-7f3d-4e2a-9b6c-53424449534b";
+    /// ESP partition GUID of the Secure Boot USB image.
+    pub const SB_ESP_GUID: &str = "8a4b5c1e-7f3d-4e2a-9b6c-534245535020";
+    /// Evidence partition GUID of the Secure Boot USB image.
+    pub const SB_EVIDENCE_GUID: &str = "8a4b5c1e-7f3d-4e2a-9b6c-534245564944";
 }
+
+/// The GPT GUIDs of one USB image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsbIds {
+    /// Disk GUID.
+    pub disk: &'static str,
+    /// ESP partition GUID.
+    pub esp: &'static str,
+    /// Evidence partition GUID.
+    pub evidence: &'static str,
+}
+
+/// GUIDs of `vestige-usb.img` (the UKI stick).
+pub const USB_IDS: UsbIds = UsbIds {
+    disk: ids::DISK_GUID,
+    esp: ids::ESP_GUID,
+    evidence: ids::EVIDENCE_GUID,
+};
+
+/// GUIDs of `vestige-sb-usb.img` (the Secure Boot stick): other ids, so both sticks can be
+/// attached at once without two disks sharing a GUID.
+pub const SB_USB_IDS: UsbIds = UsbIds {
+    disk: ids::SB_DISK_GUID,
+    esp: ids::SB_ESP_GUID,
+    evidence: ids::SB_EVIDENCE_GUID,
+};
 
 const MIB: u64 = 1 << 20;
 const SECTOR_BYTES: u64 = 512;
@@ -215,10 +249,36 @@ pub fn build_usb(
     source_date_epoch: u64,
     work: &Path,
 ) -> Result<UsbPartitions> {
+    build_usb_with(
+        &[(ESP_BOOT_PATH, uki)],
+        &USB_IDS,
+        out,
+        layout,
+        source_date_epoch,
+        work,
+    )
+}
+
+/// Builds a USB disk image at `out`: GPT with the GUIDs `ids`, an ESP holding `files`
+/// (pairs of a path on the ESP, `/`-separated without a leading `/`, and the file to copy
+/// there byte for byte) and the exFAT evidence partition; `work` is a scratch folder
+/// (emptied first).
+///
+/// # Errors
+/// When a tool (sgdisk, mkfs.fat, mmd, mcopy, mkfs.exfat) fails, a file cannot be read or
+/// written, or an ESP path is empty, absolute or has `.`/`..` components.
+pub fn build_usb_with(
+    files: &[(&str, &Path)],
+    ids: &UsbIds,
+    out: &Path,
+    layout: UsbLayout,
+    source_date_epoch: u64,
+    work: &Path,
+) -> Result<UsbPartitions> {
     let parts = layout.partitions()?;
     fresh_dir(work)?;
     let esp = work.join("esp.img");
-    make_esp(uki, &esp, parts.esp_bytes, source_date_epoch, work)?;
+    make_esp(files, &esp, parts.esp_bytes, source_date_epoch, work)?;
     let evidence = work.join("evidence.img");
     make_exfat(&evidence, parts.evidence_bytes)?;
 
@@ -230,13 +290,13 @@ pub fn build_usb(
     tool(
         Command::new("sgdisk")
             .arg("--clear")
-            .arg(format!("--disk-guid={}", ids::DISK_GUID))
+            .arg(format!("--disk-guid={}", ids.disk))
             .arg(format!(
                 "--new=1:{}:{esp_end}",
                 sector(parts.esp_offset_bytes)
             ))
             .args(["--typecode=1:ef00", "--change-name=1:EFI system partition"])
-            .arg(format!("--partition-guid=1:{}", ids::ESP_GUID))
+            .arg(format!("--partition-guid=1:{}", ids.esp))
             .arg(format!(
                 "--new=2:{}:{ev_end}",
                 sector(parts.evidence_offset_bytes)
@@ -244,7 +304,7 @@ pub fn build_usb(
             // Microsoft basic data: Windows and macOS mount the exFAT partition.
             .arg("--typecode=2:0700")
             .arg(format!("--change-name=2:{EVIDENCE_PARTITION_NAME}"))
-            .arg(format!("--partition-guid=2:{}", ids::EVIDENCE_GUID))
+            .arg(format!("--partition-guid=2:{}", ids.evidence))
             .arg(&tmp),
         "sgdisk (apt-get install gdisk)",
     )?;
@@ -275,7 +335,13 @@ pub fn build_iso(
     // Room for the file and FAT16's tables, in whole MiB.
     let fat_bytes = (uki_bytes + 2 * MIB).div_ceil(MIB) * MIB;
     let efiboot = work.join("efiboot.img");
-    make_esp(uki, &efiboot, fat_bytes, source_date_epoch, work)?;
+    make_esp(
+        &[(ESP_BOOT_PATH, uki)],
+        &efiboot,
+        fat_bytes,
+        source_date_epoch,
+        work,
+    )?;
     let tree = work.join("iso-root");
     std::fs::create_dir_all(&tree)?;
     let txt = tree.join("VESTIGE.TXT");
@@ -335,9 +401,11 @@ pub fn copy_ovmf(ovmf_root: &Path, dest: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// A FAT image of `bytes` at `out` (mkfs.fat --invariant, fixed volume id; FAT32 when it is
-/// large enough for it) holding `uki` at [`ESP_BOOT_PATH`], copied with mcopy (no mount), all
-/// dates SOURCE_DATE_EPOCH.
-fn make_esp(uki: &Path, out: &Path, bytes: u64, sde: u64, work: &Path) -> Result<()> {
+/// large enough for it) holding `files` (ESP path, source), all dates SOURCE_DATE_EPOCH.
+/// Nothing is mounted: mtools makes the directories (`mmd`, parents first) and copies the
+/// files (`mcopy -m`) one by one in sorted path order, so the directory entries do not
+/// depend on the order in which the build host's file system lists a folder.
+fn make_esp(files: &[(&str, &Path)], out: &Path, bytes: u64, sde: u64, work: &Path) -> Result<()> {
     let stage = work.join(format!(
         "{}-tree",
         out.file_stem()
@@ -346,13 +414,24 @@ fn make_esp(uki: &Path, out: &Path, bytes: u64, sde: u64, work: &Path) -> Result
     if stage.exists() {
         std::fs::remove_dir_all(&stage)?;
     }
-    let boot_dir = stage.join("EFI/BOOT");
-    std::fs::create_dir_all(&boot_dir)?;
-    let loader = boot_dir.join("BOOTX64.EFI");
-    std::fs::copy(uki, &loader)
-        .with_context(|| format!("copying {} to {}", uki.display(), loader.display()))?;
-    for p in [&loader, &boot_dir, &stage.join("EFI")] {
-        set_mtime(p, sde)?;
+    std::fs::create_dir_all(&stage)?;
+    let mut sorted: Vec<(&str, &Path)> = files.to_vec();
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    let mut dirs = std::collections::BTreeSet::new();
+    for (i, (path, _)) in sorted.iter().enumerate() {
+        check_esp_path(path)?;
+        if sorted.get(i + 1).is_some_and(|next| next.0 == *path) {
+            bail!("ESP path {path:?} given twice");
+        }
+        let mut prefix = String::new();
+        let components: Vec<&str> = path.split('/').collect();
+        for c in components.iter().take(components.len().saturating_sub(1)) {
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(c);
+            dirs.insert(prefix.clone());
+        }
     }
     if out.exists() {
         std::fs::remove_file(out)?;
@@ -369,18 +448,50 @@ fn make_esp(uki: &Path, out: &Path, bytes: u64, sde: u64, work: &Path) -> Result
             .arg(out),
         "mkfs.fat (apt-get install dosfstools)",
     )?;
-    tool(
-        Command::new("mcopy")
-            .env("MTOOLS_SKIP_CHECK", "1")
+    let mtools = |program: &str| {
+        let mut cmd = Command::new(program);
+        cmd.env("MTOOLS_SKIP_CHECK", "1")
+            // mtools dates what it creates (directories, `.`, `..`) with this.
             .env("SOURCE_DATE_EPOCH", sde.to_string())
             // FAT stores local time: make it UTC whatever the builder's zone.
-            .env("TZ", "UTC")
-            .args(["-s", "-m", "-Q", "-i"])
-            .arg(out)
-            .arg(stage.join("EFI"))
-            .arg("::/"),
-        "mcopy (apt-get install mtools)",
-    )
+            .env("TZ", "UTC");
+        cmd
+    };
+    // BTreeSet order puts every parent before its children ("EFI" < "EFI/BOOT").
+    for dir in &dirs {
+        tool(
+            mtools("mmd").arg("-i").arg(out).arg(format!("::/{dir}")),
+            "mmd (apt-get install mtools)",
+        )?;
+    }
+    for (i, (path, source)) in sorted.iter().enumerate() {
+        // A dated copy: mcopy -m keeps the source's mtime.
+        let staged = stage.join(format!("{i:03}"));
+        std::fs::copy(source, &staged)
+            .with_context(|| format!("copying {} to {}", source.display(), staged.display()))?;
+        set_mtime(&staged, sde)?;
+        tool(
+            mtools("mcopy")
+                .args(["-m", "-Q", "-i"])
+                .arg(out)
+                .arg(&staged)
+                .arg(format!("::/{path}")),
+            "mcopy (apt-get install mtools)",
+        )?;
+    }
+    std::fs::remove_dir_all(&stage).with_context(|| format!("removing {}", stage.display()))
+}
+
+/// Checks an ESP path: relative, `/`-separated, no empty, `.` or `..` component.
+fn check_esp_path(path: &str) -> Result<()> {
+    if path.is_empty()
+        || path
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == ".." || c.contains('\\'))
+    {
+        bail!("bad ESP path {path:?}: expected a relative path like EFI/BOOT/BOOTX64.EFI");
+    }
+    Ok(())
 }
 
 /// An exFAT file system of `bytes` at `out`, labelled [`EVIDENCE_LABEL`], with the fixed
@@ -547,6 +658,68 @@ mod tests {
         }
         .partitions()
         .is_err());
+    }
+
+    #[test]
+    fn esp_paths_are_checked() {
+        for good in ["EFI/BOOT/BOOTX64.EFI", "vmlinuz"] {
+            check_esp_path(good).unwrap();
+        }
+        for bad in ["", "/vmlinuz", "EFI//x", "EFI/../x", "./x", "EFI/", "a\\b"] {
+            assert!(check_esp_path(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    /// Two ESPs made 2.1 s apart (FAT dates have 2 s steps) from files listed in different
+    /// orders are identical; mtools lists the files at their paths.
+    #[test]
+    fn esp_is_reproducible_and_holds_the_files() {
+        let has = |t: &str| {
+            ["/sbin", "/usr/sbin", "/usr/bin", "/bin"]
+                .iter()
+                .any(|d| Path::new(d).join(t).is_file())
+        };
+        if !["mkfs.fat", "mmd", "mcopy", "mtype"].iter().all(|t| has(t)) {
+            assert!(
+                std::env::var_os("VESTIGE_REQUIRE_TOOLS").is_none_or(|v| v != "1"),
+                "VESTIGE_REQUIRE_TOOLS=1: mkfs.fat (dosfstools) / mtools missing"
+            );
+            eprintln!("note: dosfstools/mtools missing; skipped");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let (a, b, c) = (d.join("a"), d.join("b"), d.join("c"));
+        std::fs::write(&a, b"boot loader").unwrap();
+        std::fs::write(&b, b"second stage").unwrap();
+        std::fs::write(&c, vec![7u8; 100_000]).unwrap();
+        let forward = [
+            ("EFI/BOOT/BOOTX64.EFI", a.as_path()),
+            ("EFI/BOOT/grubx64.efi", b.as_path()),
+            ("EFI/debian/grub.cfg", b.as_path()),
+            ("vmlinuz", c.as_path()),
+        ];
+        let mut backward = forward;
+        backward.reverse();
+        let e1 = d.join("e1.img");
+        make_esp(&forward, &e1, 2 * MIB, 1_700_000_000, &d.join("w1")).unwrap();
+        std::thread::sleep(Duration::from_millis(2100));
+        let e2 = d.join("e2.img");
+        make_esp(&backward, &e2, 2 * MIB, 1_700_000_000, &d.join("w2")).unwrap();
+        assert!(
+            std::fs::read(&e1).unwrap() == std::fs::read(&e2).unwrap(),
+            "two ESPs from the same files differ"
+        );
+        let typed = Command::new("mtype")
+            .env("MTOOLS_SKIP_CHECK", "1")
+            .arg("-i")
+            .arg(&e1)
+            .arg("::/EFI/debian/grub.cfg")
+            .output()
+            .unwrap();
+        assert_eq!(typed.stdout, b"second stage");
+        let dup = [("vmlinuz", a.as_path()), ("vmlinuz", b.as_path())];
+        assert!(make_esp(&dup, &d.join("e3.img"), 2 * MIB, 0, &d.join("w3")).is_err());
     }
 
     #[test]

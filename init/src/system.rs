@@ -13,6 +13,8 @@ pub fn mount_pseudo() -> Vec<String> {
     for (src, target, fstype, flags, data) in [
         ("proc", "/proc", "proc", nosuid, None),
         ("sysfs", "/sys", "sysfs", nosuid, None),
+        // The kernel's lockdown state (recorded in every manifest) lives here.
+        ("securityfs", "/sys/kernel/security", "securityfs", nosuid, None),
         (
             "devtmpfs",
             "/dev",

@@ -37,7 +37,9 @@
 pub mod appliance;
 pub mod disk;
 pub mod evidence;
+pub mod files;
 pub mod qmp;
+pub mod uefi;
 pub mod vm;
 
 mod command;

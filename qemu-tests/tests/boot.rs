@@ -6,7 +6,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 use time::format_description::well_known::Rfc3339;
@@ -17,6 +16,7 @@ use vestige_evidence::verify::{verify_item, Verdict, CASE_KEYS_DIR};
 use vestige_qemu_tests::appliance::{missing_tools, tools_required, Appliance};
 use vestige_qemu_tests::disk::{self, EvidenceDisk};
 use vestige_qemu_tests::evidence::{ext4_state, extract_ext4};
+use vestige_qemu_tests::files::{keep_dir, list, signify_check, walk};
 use vestige_qemu_tests::vm::{self, Accel, Boot, Bus, Drive, Outcome};
 
 const CASE_ID: &str = "QEMU-1";
@@ -226,20 +226,9 @@ fn check_case(
         .expect("the manifest names no signing key");
     let pubkey = case.join(CASE_KEYS_DIR).join(format!("{}.pub", key.keynum));
     assert!(pubkey.is_file(), "{} missing", pubkey.display());
-    let signify = Command::new("signify-openbsd")
-        .args(["-C", "-p"])
-        .arg(&pubkey)
-        .args(["-x", "SHA256.sig"])
-        .current_dir(&item)
-        .output()
-        .unwrap();
-    assert!(
-        signify.status.success(),
-        "signify -C in {}: {}{}",
-        item.display(),
-        String::from_utf8_lossy(&signify.stdout),
-        String::from_utf8_lossy(&signify.stderr)
-    );
+    if let Err(e) = signify_check(&item, &pubkey) {
+        panic!("{e}");
+    }
     // The secret key never reaches the evidence medium.
     let secrets: Vec<PathBuf> = walk(&case)
         .into_iter()
@@ -301,41 +290,6 @@ fn report_timings(name: &str, o: &Outcome) {
             end - start
         );
     }
-}
-
-/// A directory under target/ that keeps the console log after the test.
-fn keep_dir(name: &str) -> PathBuf {
-    let d = vestige_qemu_tests::appliance::workspace_root()
-        .join("target/qemu-tests")
-        .join(name);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn list(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 #[test]

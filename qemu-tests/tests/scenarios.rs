@@ -12,9 +12,10 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 use vestige_evidence::manifest::{Manifest, IMAGE_FILE, MANIFEST_FILE};
 use vestige_evidence::verify::{verify_item, Verdict};
-use vestige_qemu_tests::appliance::{missing_tools, tools_required, workspace_root, Appliance};
+use vestige_qemu_tests::appliance::{missing_tools, tools_required, Appliance};
 use vestige_qemu_tests::disk::{self, EvidenceDisk};
 use vestige_qemu_tests::evidence::{ext4_state, extract_ext4};
+use vestige_qemu_tests::files::{keep_dir, list, walk};
 use vestige_qemu_tests::qmp::{json_string, Qmp};
 use vestige_qemu_tests::vm::{self, Accel, Boot, Bus, Drive, Live, Outcome};
 
@@ -83,13 +84,6 @@ fn drive(path: &Path, bus: Bus, read_only: bool) -> Drive {
         bus,
         read_only,
     }
-}
-
-/// A directory under target/ that keeps the console log after the test.
-fn keep_dir(name: &str) -> PathBuf {
-    let d = workspace_root().join("target/qemu-tests").join(name);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 /// The console tail and QEMU's messages, for failure messages.
@@ -217,34 +211,6 @@ fn check_item(case: &Path, item: &str, sha256: &str, size_bytes: u64, log: &Path
         "the appliance did not verify {item} read-only: {:?}",
         manifest.source.write_protection
     );
-}
-
-fn list(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 /// A target file of `size_mib` MiB of deterministic incompressible bytes (xorshift64), no

@@ -1,12 +1,14 @@
 //! `cargo xtask appliance [--update-lock] [--check-reproducible]`: builds the appliance into
 //! target/appliance/ from the Debian packages pinned in image/packages.lock and statically
 //! linked vestige/vestige-init: `vmlinuz` + `initramfs.img` (direct boot, PXE), `vestige.efi`
-//! (UKI), `vestige-usb.img` (GPT: ESP + VESTIGE-EVIDENCE exFAT), `vestige.iso` (hybrid, UEFI),
-//! `build-info.json`, and `ovmf/` (the pinned OVMF firmware, for the boot tests only).
+//! (UKI), `vestige-usb.img` (GPT: ESP + VESTIGE-EVIDENCE exFAT), `vestige-sb-usb.img` (the
+//! same layout booting Debian's signed shim → grub → kernel, for Secure Boot), `vestige.iso`
+//! (hybrid, UEFI), `build-info.json`, and `ovmf/` (the pinned OVMF firmware, for the boot
+//! tests only).
 //!
 //! - `--update-lock` pins the archive's current `linux-image-amd64` dependency and the
-//!   current versions of the other pinned packages in image/packages.lock (review and commit
-//!   it), then builds.
+//!   current versions of the other pinned packages in image/packages.lock (adding any of
+//!   [`REQUIRED`] the lock lacks; review and commit it), then builds.
 //! - `--check-reproducible` builds a second time from scratch (binaries into their own target
 //!   dir, outputs into target/appliance-repro) and fails unless every output is identical.
 
@@ -16,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 use vestige_image::direct_boot::{self, Config, Outputs};
+use vestige_image::secure_boot::{self, SbInputs};
 use vestige_image::uefi::{self, UsbLayout};
 use vestige_image::{debian, lock};
 
@@ -34,14 +37,43 @@ const TOOLS: &[(&str, &str)] = &[
     ("xorriso", "xorriso"),
 ];
 
-/// The outputs compared by `--check-reproducible`.
-const OUTPUTS: [&str; 6] = [
+/// The outputs compared by `--check-reproducible` (build-info.json, which lists the digests
+/// of the others, last).
+const OUTPUTS: [&str; 7] = [
     "vmlinuz",
     "initramfs.img",
     "vestige.efi",
     "vestige-usb.img",
+    "vestige-sb-usb.img",
     "vestige.iso",
     "build-info.json",
+];
+
+/// Packages the lock must pin besides the kernel, by role (package, licence note):
+/// `--update-lock` adds the missing ones.
+const REQUIRED: [(&str, &str, &str); 4] = [
+    (
+        uefi::ROLE_UKI_STUB,
+        "systemd-boot-efi",
+        "LGPL-2.1-or-later (systemd-boot's linuxx64.efi.stub; a separate work shipped \
+         unmodified as the UKI's code; full text in the package's /usr/share/doc/*/copyright)",
+    ),
+    (
+        uefi::ROLE_FIRMWARE,
+        "ovmf",
+        "BSD-2-Clause-Patent (EDK II OVMF firmware; used only to boot the images under QEMU \
+         in tests, never shipped in them)",
+    ),
+    (
+        secure_boot::ROLE_SHIM,
+        secure_boot::SHIM_PACKAGE,
+        secure_boot::SHIM_LICENCE,
+    ),
+    (
+        secure_boot::ROLE_GRUB,
+        secure_boot::GRUB_PACKAGE,
+        secure_boot::GRUB_LICENCE,
+    ),
 ];
 
 /// Builds the appliance into target/appliance and returns that folder.
@@ -118,7 +150,7 @@ fn report(dir: &Path, info: &Path) -> Result<()> {
             bytes / 1_048_576.0
         })
     };
-    for name in OUTPUTS.iter().take(5) {
+    for name in OUTPUTS.iter().filter(|n| **n != "build-info.json") {
         let p = dir.join(name);
         let allocated = allocated_mib(&p);
         println!(
@@ -246,7 +278,9 @@ fn build_with(static_target: &Path, out_dir: &Path) -> Result<Outputs> {
         tree_modified,
     })?;
 
-    host::step("UKI (systemd-boot stub), USB image (GPT: ESP + exFAT evidence), ISO");
+    host::step(
+        "UKI (systemd-boot stub), USB images (GPT: ESP + exFAT evidence; UKI and Secure Boot), ISO",
+    );
     let work = cache_dir.join(format!("uefi-{staging_name}"));
     let stub_root = uefi::unpacked_package(&lock_path, &cache_dir, uefi::ROLE_UKI_STUB)?;
     let ovmf_root = uefi::unpacked_package(&lock_path, &cache_dir, uefi::ROLE_FIRMWARE)?;
@@ -268,6 +302,25 @@ fn build_with(static_target: &Path, out_dir: &Path) -> Result<Outputs> {
         source_date_epoch,
         &work.join("usb"),
     )?;
+    // The Secure Boot stick: Debian's signed shim → grub → kernel, our initramfs.
+    let shim_root = uefi::unpacked_package(&lock_path, &cache_dir, secure_boot::ROLE_SHIM)?;
+    let grub_root = uefi::unpacked_package(&lock_path, &cache_dir, secure_boot::ROLE_GRUB)?;
+    let sb_usb = out_dir.join("vestige-sb-usb.img");
+    let grub_cfg =
+        secure_boot::grub_cfg(uefi::DEFAULT_CMDLINE, secure_boot::DEFAULT_TIMEOUT_SECONDS);
+    secure_boot::build_sb_usb(
+        &SbInputs {
+            shim: &shim_root.join(secure_boot::SHIM_PATH),
+            grub: &grub_root.join(secure_boot::GRUB_PATH),
+            kernel: &outputs.vmlinuz,
+            initrd: &outputs.initramfs,
+            grub_cfg: &grub_cfg,
+        },
+        &sb_usb,
+        UsbLayout::default(),
+        source_date_epoch,
+        &work.join("sb-usb"),
+    )?;
     let iso = out_dir.join("vestige.iso");
     uefi::build_iso(
         &uki,
@@ -279,7 +332,12 @@ fn build_with(static_target: &Path, out_dir: &Path) -> Result<Outputs> {
     uefi::copy_ovmf(&ovmf_root, &out_dir.join("ovmf"))?;
 
     let lock = lock::Lock::read(&lock_path)?;
-    for role in [uefi::ROLE_UKI_STUB, uefi::ROLE_FIRMWARE] {
+    for role in [
+        uefi::ROLE_UKI_STUB,
+        uefi::ROLE_FIRMWARE,
+        secure_boot::ROLE_SHIM,
+        secure_boot::ROLE_GRUB,
+    ] {
         outputs
             .info
             .packages
@@ -288,6 +346,7 @@ fn build_with(static_target: &Path, out_dir: &Path) -> Result<Outputs> {
     for (name, path) in [
         ("vestige.efi", &uki),
         ("vestige-usb.img", &usb),
+        ("vestige-sb-usb.img", &sb_usb),
         ("vestige.iso", &iso),
     ] {
         outputs
@@ -347,6 +406,17 @@ fn update_lock_file(path: &Path) -> Result<()> {
         }
         None => {
             eprintln!("kernel: pinning {} {}", new.name, new.version);
+            lock.packages.push(new);
+        }
+    }
+    // Roles the lock lacks (an older lock): pin their packages.
+    for (role, name, licence) in REQUIRED {
+        if !lock.packages.iter().any(|p| p.role == role) {
+            let mut new = debian::candidate(name, role, licence)?;
+            if !new.source.contains('(') {
+                new.source = format!("{} ({})", new.source, new.version);
+            }
+            eprintln!("{role}: pinning {} {}", new.name, new.version);
             lock.packages.push(new);
         }
     }

@@ -22,6 +22,8 @@ const BOOT_TEST_TOOLS: &[(&str, &str)] = &[
     ("debugfs", "e2fsprogs"),
     ("dumpe2fs", "e2fsprogs"),
     ("signify-openbsd", "signify-openbsd"),
+    ("mcopy", "mtools"),
+    ("fsck.exfat", "exfatprogs"),
 ];
 
 /// Installs QEMU with apt-get when `qemu-system-x86_64` is missing (apt-get update and a
