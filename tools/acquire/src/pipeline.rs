@@ -64,6 +64,8 @@ impl PipelineConfig {
 pub struct Progress {
     /// Source bytes read, compressed, written and handed to the hashers.
     pub bytes_done: AtomicU64,
+    /// The source size, set when the pipeline starts (0 until then).
+    pub bytes_total: AtomicU64,
     /// Compressed bytes written.
     pub bytes_written: AtomicU64,
 }
@@ -238,6 +240,7 @@ pub fn run(
     cancel: &AtomicBool,
 ) -> PipelineOutput {
     let size = source.size();
+    progress.bytes_total.store(size, Ordering::Relaxed);
     let chunk_size = cfg.chunk_size.max(4096);
     let chunk_bytes = chunk_size as u64;
     let n_chunks = size.div_ceil(chunk_bytes);

@@ -127,14 +127,11 @@ fn disk(a: &DiskArgs) -> Result<Exit> {
 
     signals::catch_interrupts();
     let progress = Arc::new(Progress::default());
-    let total = std::fs::metadata(&a.source).map(|m| m.len()).unwrap_or(0);
+    // The total comes from the pipeline once the source is open and write-protected:
+    // nothing here opens the source first.
     let display = progress::show(
         "acquiring",
-        if total == 0 {
-            source_size_hint(&a.source)
-        } else {
-            total
-        },
+        progress::counter_of(Arc::clone(&progress), |p| &p.bytes_total),
         progress::counter_of(Arc::clone(&progress), |p| &p.bytes_done),
     );
     let req = DiskRequest {
@@ -192,12 +189,4 @@ fn disk(a: &DiskArgs) -> Result<Exit> {
             Ok(Exit::Incomplete)
         }
     }
-}
-
-/// The size of a block device for the progress bar (the pipeline reads it properly).
-fn source_size_hint(path: &std::path::Path) -> u64 {
-    use std::io::Seek;
-    std::fs::File::open(path)
-        .and_then(|mut f| f.seek(std::io::SeekFrom::End(0)))
-        .unwrap_or(0)
 }

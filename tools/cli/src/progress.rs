@@ -14,17 +14,17 @@ pub struct Display {
     thread: Option<JoinHandle<()>>,
 }
 
-/// Shows `counter` against `total` bytes until finished.
-pub fn show(
-    label: &'static str,
-    total: u64,
-    counter: Arc<dyn Fn() -> u64 + Send + Sync>,
-) -> Display {
+/// A live byte count.
+pub type Counter = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// Shows `counter` against `total` bytes (read live: the size is known only once the
+/// source is open) until finished.
+pub fn show(label: &'static str, total: Counter, counter: Counter) -> Display {
     let done = Arc::new(AtomicBool::new(false));
     let stop = Arc::clone(&done);
     let thread = std::thread::spawn(move || {
         if std::io::stderr().is_terminal() {
-            let bar = ProgressBar::new(total);
+            let bar = ProgressBar::new(total());
             bar.set_style(
                 ProgressStyle::with_template(
                     "{msg} [{bar:40}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
@@ -34,6 +34,7 @@ pub fn show(
             );
             bar.set_message(label);
             while !stop.load(Ordering::Relaxed) {
+                bar.set_length(total());
                 bar.set_position(counter());
                 std::thread::sleep(Duration::from_millis(200));
             }
@@ -47,6 +48,7 @@ pub fn show(
                 if last.elapsed() >= Duration::from_secs(10) {
                     last = Instant::now();
                     let n = counter();
+                    let total = total();
                     let secs = start.elapsed().as_secs_f64().max(0.001);
                     tracing::info!(
                         "{label}: {n} of {total} bytes ({:.1}%), {:.0} MB/s",
@@ -87,9 +89,6 @@ impl Drop for Display {
 }
 
 /// A counter closure over an atomic.
-pub fn counter_of<T: Send + Sync + 'static>(
-    owner: Arc<T>,
-    field: fn(&T) -> &AtomicU64,
-) -> Arc<dyn Fn() -> u64 + Send + Sync> {
+pub fn counter_of<T: Send + Sync + 'static>(owner: Arc<T>, field: fn(&T) -> &AtomicU64) -> Counter {
     Arc::new(move || field(&owner).load(Ordering::Relaxed))
 }
