@@ -7,13 +7,19 @@
 //! [`Boot::run_scripted`] also opens a QMP socket and runs a script beside the guest: it
 //! watches the console as it arrives ([`Live::wait_for_line`]) and drives QEMU over QMP
 //! ([`crate::qmp`]), to hot-plug a disk once the appliance is up, say.
+//! [`Boot::run_interactive`] also pipes QEMU's stdin (the guest's ttyS0 under
+//! `-serial stdio`) to the script, which types on the console with [`Live::send_line`].
+//!
+//! [`CustomBoot`] runs a QEMU command line of the caller's own (firmware, a CD-ROM, no
+//! `-kernel`) the same way.
 
 use crate::HarnessError;
+use std::ffi::OsString;
 use std::fmt;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
@@ -296,13 +302,127 @@ impl Boot {
         &self,
         console_log: &Path,
         qmp_socket: Option<&Path>,
+        script: F,
+    ) -> Result<(Outcome, T), HarnessError>
+    where
+        F: FnMut(&Live) -> T + Send,
+        T: Send,
+    {
+        let run = Run {
+            accel: self.accel,
+            timeout: self.timeout,
+            console_log,
+            qmp_socket,
+            console_input: false,
+        };
+        run.with_fallback(&|accel, qmp| self.command_with_qmp(accel, qmp), script)
+    }
+
+    /// Like [`Boot::run_scripted`], with QEMU's stdin piped so that the script can type on
+    /// the serial console ([`Live::send_line`]). (Other runs give QEMU no stdin at all.)
+    ///
+    /// # Errors
+    /// As [`Boot::run`].
+    pub fn run_interactive<T, F>(
+        &self,
+        console_log: &Path,
+        qmp_socket: Option<&Path>,
+        script: F,
+    ) -> Result<(Outcome, T), HarnessError>
+    where
+        F: FnMut(&Live) -> T + Send,
+        T: Send,
+    {
+        let run = Run {
+            accel: self.accel,
+            timeout: self.timeout,
+            console_log,
+            qmp_socket,
+            console_input: true,
+        };
+        run.with_fallback(&|accel, qmp| self.command_with_qmp(accel, qmp), script)
+    }
+}
+
+/// A boot from a QEMU command line of the caller's own: firmware (`-drive if=pflash,…`), a
+/// CD-ROM, no `-kernel`. Run like a [`Boot`]: console capture, script, QMP, KVM fallback.
+#[derive(Debug, Clone)]
+pub struct CustomBoot {
+    /// QEMU's arguments after the accelerator's (`-accel …`, which come first). They must
+    /// send the console to stdout (`-serial stdio`); `-qmp` is added when a script asks.
+    pub args: Vec<OsString>,
+    /// QEMU is killed when it has not exited after this long.
+    pub timeout: Duration,
+    /// The accelerator to try first.
+    pub accel: Accel,
+}
+
+impl CustomBoot {
+    /// The QEMU command line for `accel`, with a QMP server on `qmp` when given.
+    #[must_use]
+    pub fn command_with_qmp(&self, accel: Accel, qmp: Option<&Path>) -> Command {
+        let mut c = Command::new(QEMU);
+        c.args(accel.args()).args(&self.args);
+        if let Some(socket) = qmp {
+            c.arg("-qmp")
+                .arg(format!("unix:{},server=on,wait=off", qemu_escape(socket)));
+        }
+        c
+    }
+
+    /// As [`Boot::run_scripted`], and with QEMU's stdin piped to the script
+    /// ([`Live::send_line`]) when `console_input`.
+    ///
+    /// # Errors
+    /// As [`Boot::run`].
+    pub fn run_scripted<T, F>(
+        &self,
+        console_log: &Path,
+        qmp_socket: Option<&Path>,
+        console_input: bool,
+        script: F,
+    ) -> Result<(Outcome, T), HarnessError>
+    where
+        F: FnMut(&Live) -> T + Send,
+        T: Send,
+    {
+        let run = Run {
+            accel: self.accel,
+            timeout: self.timeout,
+            console_log,
+            qmp_socket,
+            console_input,
+        };
+        run.with_fallback(&|accel, qmp| self.command_with_qmp(accel, qmp), script)
+    }
+}
+
+/// How one scripted run goes, whatever builds its command line.
+#[derive(Debug, Clone, Copy)]
+struct Run<'a> {
+    accel: Accel,
+    timeout: Duration,
+    console_log: &'a Path,
+    qmp_socket: Option<&'a Path>,
+    console_input: bool,
+}
+
+/// Builds QEMU's command line for an accelerator and an optional QMP socket.
+type MakeCommand<'c> = dyn Fn(Accel, Option<&Path>) -> Command + Sync + 'c;
+
+impl Run<'_> {
+    /// Runs with [`Run::accel`]; when KVM fails to start or stalls before the kernel
+    /// banner, runs again with TCG (the script too).
+    fn with_fallback<T, F>(
+        &self,
+        make: &MakeCommand<'_>,
         mut script: F,
     ) -> Result<(Outcome, T), HarnessError>
     where
         F: FnMut(&Live) -> T + Send,
         T: Send,
     {
-        let first = self.run_with(self.accel, console_log, qmp_socket, &mut script)?;
+        let first = self.once(self.accel, make, &mut script)?;
         if first.0.accel != Accel::Kvm || first.0.line_containing(KERNEL_BANNER).is_some() {
             return Ok(first);
         }
@@ -317,22 +437,22 @@ impl Boot {
             // The kernel ran (or the guest ended without a banner): keep what happened.
             Ending::Exited(_) | Ending::TimedOut => return Ok(first),
         };
-        let mut second = self.run_with(Accel::Tcg, console_log, qmp_socket, &mut script)?;
+        let mut second = self.once(Accel::Tcg, make, &mut script)?;
         second.0.kvm_fallback = Some(why);
         Ok(second)
     }
 
-    fn run_with<T, F>(
+    fn once<T, F>(
         &self,
         accel: Accel,
-        console_log: &Path,
-        qmp_socket: Option<&Path>,
+        make: &MakeCommand<'_>,
         script: &mut F,
     ) -> Result<(Outcome, T), HarnessError>
     where
         F: FnMut(&Live) -> T + Send,
         T: Send,
     {
+        let (console_log, qmp_socket) = (self.console_log, self.qmp_socket);
         let mut log =
             File::create(console_log).map_err(HarnessError::io("creating", console_log))?;
         if let Some(socket) = qmp_socket {
@@ -348,16 +468,21 @@ impl Boot {
                 _ => {}
             }
         }
-        let mut cmd = self.command_with_qmp(accel, qmp_socket);
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        let mut cmd = make(accel, qmp_socket);
+        cmd.stdin(if self.console_input {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         let start = Instant::now();
         let mut child = cmd.spawn().map_err(|source| HarnessError::Spawn {
             program: QEMU.to_string(),
             source,
         })?;
         let stdout = child.stdout.take();
+        let stdin = child.stdin.take();
         let stderr = child.stderr.take();
         let log_path = console_log.to_path_buf();
         let banner_seen = Arc::new(AtomicBool::new(false));
@@ -409,6 +534,7 @@ impl Boot {
             qmp_socket: qmp_socket.map(Path::to_path_buf),
             accel,
             start,
+            stdin: stdin.map(Mutex::new),
         };
 
         let deadline = start + self.timeout;
@@ -519,6 +645,8 @@ pub struct Live {
     qmp_socket: Option<PathBuf>,
     accel: Accel,
     start: Instant,
+    /// QEMU's stdin (the serial console's input), when the run pipes it.
+    stdin: Option<Mutex<ChildStdin>>,
 }
 
 impl Live {
@@ -526,10 +654,27 @@ impl Live {
     /// one already has) and returns it; None when QEMU ended or `timeout` passed first.
     #[must_use]
     pub fn wait_for_line(&self, needle: &str, timeout: Duration) -> Option<ConsoleLine> {
+        self.wait_for_line_from(needle, 0, timeout)
+    }
+
+    /// Like [`Live::wait_for_line`], looking only at the lines from index `from` on (see
+    /// [`Live::line_count`]): what arrived after the script typed something, say.
+    #[must_use]
+    pub fn wait_for_line_from(
+        &self,
+        needle: &str,
+        from: usize,
+        timeout: Duration,
+    ) -> Option<ConsoleLine> {
         let deadline = Instant::now() + timeout;
         let mut state = self.console.lock();
         loop {
-            if let Some(l) = state.lines.iter().find(|l| l.text.contains(needle)) {
+            if let Some(l) = state
+                .lines
+                .iter()
+                .skip(from)
+                .find(|l| l.text.contains(needle))
+            {
                 return Some(l.clone());
             }
             let now = Instant::now();
@@ -543,6 +688,44 @@ impl Live {
                 .map(|(guard, _)| guard)
                 .unwrap_or_else(|p| p.into_inner().0);
         }
+    }
+
+    /// How many console lines have arrived so far.
+    #[must_use]
+    pub fn line_count(&self) -> usize {
+        self.console.lock().lines.len()
+    }
+
+    /// The console lines from index `from` on, so far.
+    #[must_use]
+    pub fn lines_from(&self, from: usize) -> Vec<ConsoleLine> {
+        self.console
+            .lock()
+            .lines
+            .iter()
+            .skip(from)
+            .cloned()
+            .collect()
+    }
+
+    /// Types `text` and a newline on the serial console (QEMU's stdin under
+    /// `-serial stdio`): a line for the guest's canonical-mode tty.
+    ///
+    /// # Errors
+    /// When the run does not pipe stdin ([`Boot::run_interactive`],
+    /// [`CustomBoot::run_scripted`] with `console_input`), or QEMU is gone.
+    pub fn send_line(&self, text: &str) -> std::io::Result<()> {
+        let Some(stdin) = &self.stdin else {
+            return Err(std::io::Error::other(
+                "this run gives QEMU no stdin: use Boot::run_interactive",
+            ));
+        };
+        let mut stdin = stdin
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        stdin.write_all(text.as_bytes())?;
+        stdin.write_all(b"\n")?;
+        stdin.flush()
     }
 
     /// Whether QEMU's console has closed (QEMU ended).
