@@ -14,7 +14,13 @@ pub fn mount_pseudo() -> Vec<String> {
         ("proc", "/proc", "proc", nosuid, None),
         ("sysfs", "/sys", "sysfs", nosuid, None),
         // The kernel's lockdown state (recorded in every manifest) lives here.
-        ("securityfs", "/sys/kernel/security", "securityfs", nosuid, None),
+        (
+            "securityfs",
+            "/sys/kernel/security",
+            "securityfs",
+            nosuid,
+            None,
+        ),
         (
             "devtmpfs",
             "/dev",
