@@ -67,3 +67,46 @@ pub fn signify_check(item: &Path, pubkey: &Path) -> Result<(), String> {
         ))
     }
 }
+
+/// Checks an extracted item the way an examiner would: `vestige verify`'s library verdict is
+/// Verified, its source SHA-256 is `sha256`, and stock `signify-openbsd -C` accepts it with
+/// the case key the manifest names. Returns the manifest.
+///
+/// # Panics
+/// On any failed check, naming the item (test support: the panic is the test's report).
+#[allow(clippy::panic, clippy::expect_used)]
+pub fn assert_item_verified(
+    case: &Path,
+    item: &str,
+    sha256: &str,
+) -> vestige_evidence::manifest::Manifest {
+    use vestige_evidence::manifest::{Manifest, MANIFEST_FILE};
+    use vestige_evidence::verify::{verify_item, Verdict, CASE_KEYS_DIR};
+    let dir = case.join(item);
+    let report = verify_item(&dir, None, 2, None);
+    assert_eq!(
+        report.verdict,
+        Verdict::Verified,
+        "verify {}: {:?}",
+        dir.display(),
+        report.problems
+    );
+    assert_eq!(
+        report.source_sha256.as_deref(),
+        Some(sha256),
+        "{}: source SHA-256",
+        dir.display()
+    );
+    let bytes = std::fs::read(dir.join(MANIFEST_FILE)).expect("reading manifest.json");
+    let manifest: Manifest = serde_json::from_slice(&bytes).expect("parsing manifest.json");
+    assert_eq!(manifest.hashes.sha256, sha256);
+    let key = manifest
+        .signing_key
+        .as_ref()
+        .expect("the manifest names no signing key");
+    let pubkey = case.join(CASE_KEYS_DIR).join(format!("{}.pub", key.keynum));
+    if let Err(e) = signify_check(&dir, &pubkey) {
+        panic!("{e}");
+    }
+    manifest
+}

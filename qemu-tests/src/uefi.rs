@@ -205,3 +205,25 @@ pub mod exfat {
         v.extract_dir(&root, out);
     }
 }
+
+/// Copies the exFAT evidence partition (`len` bytes at `offset` of `usb`) out of a boot
+/// stick, checks it with stock `fsck.exfat -n`, and extracts its files into `dir/extracted`,
+/// which is returned. Nothing is mounted.
+pub fn extract_exfat_evidence(usb: &Path, offset: u64, len: u64, dir: &Path) -> std::path::PathBuf {
+    let volume = dir.join("evidence.exfat");
+    copy_range(usb, offset, len, &volume);
+    let fsck = Command::new("fsck.exfat")
+        .arg("-n")
+        .arg(&volume)
+        .output()
+        .unwrap();
+    assert!(
+        fsck.status.success(),
+        "fsck.exfat -n on the evidence partition: {}{}",
+        String::from_utf8_lossy(&fsck.stdout),
+        String::from_utf8_lossy(&fsck.stderr)
+    );
+    let out = dir.join("extracted");
+    exfat::extract(&volume, &out);
+    out
+}

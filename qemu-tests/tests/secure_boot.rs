@@ -21,12 +21,12 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use vestige_evidence::custody::{CaseInfo, CASE_FILE};
-use vestige_evidence::manifest::{Manifest, MANIFEST_FILE};
-use vestige_evidence::verify::{verify_item, Verdict, CASE_KEYS_DIR};
 use vestige_qemu_tests::appliance::{appliance_dir, missing_tools, tools_required};
 use vestige_qemu_tests::disk::{self, EVIDENCE_PARTITION_NAME};
+use vestige_qemu_tests::files::assert_item_verified;
 use vestige_qemu_tests::files::keep_dir;
-use vestige_qemu_tests::uefi::{copy_range, exfat, gpt_partition, run, tail};
+use vestige_qemu_tests::uefi::extract_exfat_evidence;
+use vestige_qemu_tests::uefi::{gpt_partition, run, tail};
 use vestige_qemu_tests::vm;
 
 const CASE_ID: &str = "SB-1";
@@ -347,21 +347,7 @@ fn secure_boot_usb_acquires_through_signed_shim_grub_kernel() {
 
     // The evidence, read back from the stick without mounting it (the exfat module loaded:
     // the appliance mounted the partition and wrote the case).
-    let volume = dir.join("evidence.exfat");
-    copy_range(&usb, ev_at, ev_bytes, &volume);
-    let fsck = Command::new("fsck.exfat")
-        .arg("-n")
-        .arg(&volume)
-        .output()
-        .unwrap();
-    assert!(
-        fsck.status.success(),
-        "fsck.exfat -n on the evidence partition: {}{}",
-        String::from_utf8_lossy(&fsck.stdout),
-        String::from_utf8_lossy(&fsck.stderr)
-    );
-    let out = dir.join("extracted");
-    exfat::extract(&volume, &out);
+    let out = extract_exfat_evidence(&usb, ev_at, ev_bytes, dir);
     let case = out.join(CASE_ID);
     assert!(case.is_dir(), "no case {CASE_ID}; {}", context());
     let info: CaseInfo =
@@ -371,44 +357,13 @@ fn secure_boot_usb_acquires_through_signed_shim_grub_kernel() {
         !case.join("vda").exists(),
         "the boot stick (vda) was acquired as a target"
     );
-    let item = case.join("vdb");
-    let report = verify_item(&item, None, 2, None);
-    assert_eq!(
-        report.verdict,
-        Verdict::Verified,
-        "verify {}: {:?}",
-        item.display(),
-        report.problems
-    );
-    assert_eq!(
-        report.source_sha256.as_deref(),
-        Some(target_sha256.as_str())
-    );
-    let manifest: Manifest =
-        serde_json::from_slice(&std::fs::read(item.join(MANIFEST_FILE)).unwrap()).unwrap();
-    assert_eq!(manifest.hashes.sha256, target_sha256);
+    let manifest = assert_item_verified(&case, "vdb", &target_sha256);
     // The lockdown as the manifest records it (/sys/kernel/security/lockdown, on the
     // securityfs vestige-init mounts): Secure Boot puts Debian's kernel in integrity mode.
     let lockdown = manifest.host.lockdown.as_deref().unwrap_or_default();
     assert!(
         lockdown.contains("[integrity]") || lockdown.contains("[confidentiality]"),
         "the manifest's host.lockdown is {lockdown:?}, expected [integrity] or [confidentiality]"
-    );
-    let key = manifest
-        .signing_key
-        .expect("the manifest names no signing key");
-    let pubkey = case.join(CASE_KEYS_DIR).join(format!("{}.pub", key.keynum));
-    let signify = Command::new("signify-openbsd")
-        .args(["-C", "-p"])
-        .arg(&pubkey)
-        .args(["-x", "SHA256.sig"])
-        .current_dir(&item)
-        .output()
-        .unwrap();
-    assert!(
-        signify.status.success(),
-        "signify -C: {}",
-        String::from_utf8_lossy(&signify.stderr)
     );
     assert_eq!(
         disk::sha256_file(&target).unwrap(),

@@ -19,11 +19,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 use vestige_evidence::custody::{CaseInfo, CASE_FILE};
-use vestige_evidence::manifest::{Manifest, MANIFEST_FILE};
-use vestige_evidence::verify::{verify_item, Verdict, CASE_KEYS_DIR};
 use vestige_qemu_tests::appliance::{appliance_dir, missing_tools, tools_required};
 use vestige_qemu_tests::disk::{self, EVIDENCE_PARTITION_NAME};
-use vestige_qemu_tests::uefi::{copy_range, exfat, gpt_partition, run, tail};
+use vestige_qemu_tests::files::assert_item_verified;
+use vestige_qemu_tests::uefi::extract_exfat_evidence;
+use vestige_qemu_tests::uefi::{gpt_partition, run, tail};
 use vestige_qemu_tests::vm;
 
 const CASE_ID: &str = "UEFI-1";
@@ -239,21 +239,7 @@ fn uefi_usb_boot_acquires_unattended_under_ovmf() {
     );
 
     // The evidence, read back from the stick without mounting it.
-    let volume = dir.join("evidence.exfat");
-    copy_range(&usb, ev_at, ev_bytes, &volume);
-    let fsck = Command::new("fsck.exfat")
-        .arg("-n")
-        .arg(&volume)
-        .output()
-        .unwrap();
-    assert!(
-        fsck.status.success(),
-        "fsck.exfat -n on the evidence partition: {}{}",
-        String::from_utf8_lossy(&fsck.stdout),
-        String::from_utf8_lossy(&fsck.stderr)
-    );
-    let out = dir.join("extracted");
-    exfat::extract(&volume, &out);
+    let out = extract_exfat_evidence(&usb, ev_at, ev_bytes, dir);
     let case = out.join(CASE_ID);
     assert!(case.is_dir(), "no case {CASE_ID}; {}", context());
     let info: CaseInfo =
@@ -263,38 +249,7 @@ fn uefi_usb_boot_acquires_unattended_under_ovmf() {
         !case.join("vda").exists(),
         "the boot stick (vda) was acquired as a target"
     );
-    let item = case.join("vdb");
-    let report = verify_item(&item, None, 2, None);
-    assert_eq!(
-        report.verdict,
-        Verdict::Verified,
-        "verify {}: {:?}",
-        item.display(),
-        report.problems
-    );
-    assert_eq!(
-        report.source_sha256.as_deref(),
-        Some(target_sha256.as_str())
-    );
-    let manifest: Manifest =
-        serde_json::from_slice(&std::fs::read(item.join(MANIFEST_FILE)).unwrap()).unwrap();
-    assert_eq!(manifest.hashes.sha256, target_sha256);
-    let key = manifest
-        .signing_key
-        .expect("the manifest names no signing key");
-    let pubkey = case.join(CASE_KEYS_DIR).join(format!("{}.pub", key.keynum));
-    let signify = Command::new("signify-openbsd")
-        .args(["-C", "-p"])
-        .arg(&pubkey)
-        .args(["-x", "SHA256.sig"])
-        .current_dir(&item)
-        .output()
-        .unwrap();
-    assert!(
-        signify.status.success(),
-        "signify -C: {}",
-        String::from_utf8_lossy(&signify.stderr)
-    );
+    assert_item_verified(&case, "vdb", &target_sha256);
     assert_eq!(
         disk::sha256_file(&target).unwrap(),
         target_sha256,
