@@ -218,8 +218,11 @@ fn build_with(static_target: &Path, out_dir: &Path) -> Result<Outputs> {
     host::step("static vestige and vestige-init (+crt-static)");
     // Paths of this checkout and of cargo's registry are remapped so the binaries do not
     // depend on where the sources live (CI builds in another folder).
+    // Debug info is stripped: the appliance prints panics with their messages anyway, and
+    // the line tables tripled the initramfs the kernel must unpack at every boot.
     let mut flags = vec![
         "-Ctarget-feature=+crt-static".to_owned(),
+        "-Cstrip=debuginfo".to_owned(),
         format!("--remap-path-prefix={}=/vestige", root.display()),
     ];
     if let Some(cargo_home) = std::env::var_os("CARGO_HOME")
