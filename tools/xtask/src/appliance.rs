@@ -113,29 +113,38 @@ pub fn task() -> Result<()> {
     report(&dir, &info_path)?;
     eprintln!("built in {seconds:.1} s");
     if check {
-        host::step("reproducibility: second build from scratch (own target dir and staging)");
-        let again = build_with(
-            &root.join("target/static-repro"),
-            &root.join("target/appliance-repro"),
-        )?;
-        let mut differ = Vec::new();
-        let again_dir = again
-            .build_info
-            .parent()
-            .map_or_else(|| root.join("target/appliance-repro"), Path::to_path_buf);
-        for name in OUTPUTS {
-            if !same_bytes(&dir.join(name), &again_dir.join(name))? {
-                differ.push(name);
-            }
-        }
-        if !differ.is_empty() {
-            bail!(
-                "not reproducible: {differ:?} differ between target/appliance and \
-                 target/appliance-repro (compare the build-info.json files first)"
-            );
-        }
-        eprintln!("reproducible: {} are byte-identical", OUTPUTS.join(", "));
+        check_reproducible(&dir)?;
     }
+    Ok(())
+}
+
+/// Builds the appliance a second time from scratch (its own target dir for the binaries,
+/// outputs into target/appliance-repro) and fails unless every output equals the one in
+/// `dir` byte for byte. `cargo xtask test` runs it, so CI proves reproducibility.
+pub fn check_reproducible(dir: &Path) -> Result<()> {
+    let root = root();
+    host::step("reproducibility: second build from scratch (own target dir and staging)");
+    let again = build_with(
+        &root.join("target/static-repro"),
+        &root.join("target/appliance-repro"),
+    )?;
+    let mut differ = Vec::new();
+    let again_dir = again
+        .build_info
+        .parent()
+        .map_or_else(|| root.join("target/appliance-repro"), Path::to_path_buf);
+    for name in OUTPUTS {
+        if !same_bytes(&dir.join(name), &again_dir.join(name))? {
+            differ.push(name);
+        }
+    }
+    if !differ.is_empty() {
+        bail!(
+            "not reproducible: {differ:?} differ between target/appliance and \
+             target/appliance-repro (compare the build-info.json files first)"
+        );
+    }
+    eprintln!("reproducible: {} are byte-identical", OUTPUTS.join(", "));
     Ok(())
 }
 

@@ -88,7 +88,9 @@ fn test() -> Result<()> {
     host::step("fuzz smoke run");
     fuzz::smoke(FUZZ_SMOKE_SECONDS)?;
     host::step("building the appliance for the boot tests");
-    appliance::build()?;
+    let appliance = appliance::build()?;
+    host::step("the appliance is reproducible (second build, byte-for-byte comparison)");
+    appliance::check_reproducible(&appliance)?;
     host::step("cargo test (stock tools and QEMU boots required)");
     run(cargo()
         .args(["test", "--workspace"])
