@@ -227,3 +227,35 @@ pub fn extract_exfat_evidence(usb: &Path, offset: u64, len: u64, dir: &Path) -> 
     exfat::extract(&volume, &out);
     out
 }
+
+/// Where a boot stick's partitions are: byte offsets of the ESP and of the evidence
+/// partition, and the evidence partition's length.
+#[derive(Debug, Clone, Copy)]
+pub struct StickLayout {
+    /// Offset of the EFI system partition.
+    pub esp_at: u64,
+    /// Offset of the VESTIGE-EVIDENCE partition.
+    pub evidence_at: u64,
+    /// Length of the VESTIGE-EVIDENCE partition.
+    pub evidence_bytes: u64,
+}
+
+/// Makes a sparse copy of the stick image `from` at `to` (tests rewrite the copy, never the
+/// built image) and finds its partitions in the GPT.
+pub fn copy_stick(from: &Path, to: &Path) -> StickLayout {
+    use std::io::Read;
+    run(Command::new("cp").arg("--sparse=always").arg(from).arg(to));
+    let mut head = vec![0u8; 64 * 1024];
+    std::fs::File::open(to)
+        .unwrap()
+        .read_exact(&mut head)
+        .unwrap();
+    let (esp_at, _) = gpt_partition(&head, "EFI system partition").expect("no ESP in the GPT");
+    let (evidence_at, evidence_bytes) = gpt_partition(&head, crate::disk::EVIDENCE_PARTITION_NAME)
+        .expect("no VESTIGE-EVIDENCE partition");
+    StickLayout {
+        esp_at,
+        evidence_at,
+        evidence_bytes,
+    }
+}

@@ -22,11 +22,11 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use vestige_evidence::custody::{CaseInfo, CASE_FILE};
 use vestige_qemu_tests::appliance::{appliance_dir, missing_tools, tools_required};
-use vestige_qemu_tests::disk::{self, EVIDENCE_PARTITION_NAME};
+use vestige_qemu_tests::disk;
 use vestige_qemu_tests::files::assert_item_verified;
 use vestige_qemu_tests::files::keep_dir;
 use vestige_qemu_tests::uefi::extract_exfat_evidence;
-use vestige_qemu_tests::uefi::{gpt_partition, run, tail};
+use vestige_qemu_tests::uefi::{copy_stick, run, tail, StickLayout};
 use vestige_qemu_tests::vm;
 
 const CASE_ID: &str = "SB-1";
@@ -205,22 +205,11 @@ fn secure_boot_usb_acquires_through_signed_shim_grub_kernel() {
 
     // The stick: a sparse copy, its grub.cfg made unattended.
     let usb = dir.join("sb-usb.img");
-    run(Command::new("cp")
-        .arg("--sparse=always")
-        .arg(app.join(SB_USB_IMAGE))
-        .arg(&usb));
-    let head = {
-        use std::io::Read;
-        let mut b = vec![0u8; 64 * 1024];
-        std::fs::File::open(&usb)
-            .unwrap()
-            .read_exact(&mut b)
-            .unwrap();
-        b
-    };
-    let (esp_at, _) = gpt_partition(&head, "EFI system partition").expect("no ESP in the GPT");
-    let (ev_at, ev_bytes) =
-        gpt_partition(&head, EVIDENCE_PARTITION_NAME).expect("no VESTIGE-EVIDENCE partition");
+    let StickLayout {
+        esp_at,
+        evidence_at: ev_at,
+        evidence_bytes: ev_bytes,
+    } = copy_stick(&app.join(SB_USB_IMAGE), &usb);
     let esp = format!("{}@@{esp_at}", usb.display());
     let shipped =
         run(Command::new("mtype")

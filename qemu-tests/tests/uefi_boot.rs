@@ -20,10 +20,10 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 use vestige_evidence::custody::{CaseInfo, CASE_FILE};
 use vestige_qemu_tests::appliance::{appliance_dir, missing_tools, tools_required};
-use vestige_qemu_tests::disk::{self, EVIDENCE_PARTITION_NAME};
+use vestige_qemu_tests::disk;
 use vestige_qemu_tests::files::assert_item_verified;
 use vestige_qemu_tests::uefi::extract_exfat_evidence;
-use vestige_qemu_tests::uefi::{gpt_partition, run, tail};
+use vestige_qemu_tests::uefi::{copy_stick, run, tail, StickLayout};
 use vestige_qemu_tests::vm;
 
 const CASE_ID: &str = "UEFI-1";
@@ -141,22 +141,11 @@ fn uefi_usb_boot_acquires_unattended_under_ovmf() {
 
     // The stick: a sparse copy, its UKI made unattended.
     let usb = dir.join("usb.img");
-    run(Command::new("cp")
-        .arg("--sparse=always")
-        .arg(app.join(USB_IMAGE))
-        .arg(&usb));
-    let head = {
-        use std::io::Read;
-        let mut b = vec![0u8; 64 * 1024];
-        std::fs::File::open(&usb)
-            .unwrap()
-            .read_exact(&mut b)
-            .unwrap();
-        b
-    };
-    let (esp_at, _) = gpt_partition(&head, "EFI system partition").expect("no ESP in the GPT");
-    let (ev_at, ev_bytes) =
-        gpt_partition(&head, EVIDENCE_PARTITION_NAME).expect("no VESTIGE-EVIDENCE partition");
+    let StickLayout {
+        esp_at,
+        evidence_at: ev_at,
+        evidence_bytes: ev_bytes,
+    } = copy_stick(&app.join(USB_IMAGE), &usb);
     let esp = format!("{}@@{esp_at}", usb.display());
     let loader = dir.join("BOOTX64.EFI");
     run(Command::new("mcopy")
