@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use vestige_acquire::blockdev;
 
 /// The GPT partition name of the evidence medium.
@@ -61,8 +62,29 @@ pub enum Protection {
     Unprotected(String),
 }
 
+/// Devices named in `vestige.fault.roset=NAME[,NAME…]`: their write-block is reported as
+/// refused without being attempted. Real refusals are rare (drivers with a `set_read_only`
+/// hook that says no) and cannot be provoked in a VM, so this is how the appliance's
+/// handling of an unprotectable disk is exercised; it is logged on the console, and the
+/// console log is saved into the case.
+fn injected_roset_faults() -> &'static [String] {
+    static FAULTS: OnceLock<Vec<String>> = OnceLock::new();
+    FAULTS.get_or_init(|| {
+        let line = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+        crate::cmdline::vestige_params(&line)
+            .get("fault.roset")
+            .map(|v| crate::cmdline::name_list(v))
+            .unwrap_or_default()
+    })
+}
+
 /// Sets BLKROSET on /dev/NAME and reads it back. Opening read-only reads nothing.
 pub fn protect(name: &str) -> Protection {
+    if injected_roset_faults().iter().any(|n| n == name) {
+        return Protection::Unprotected(
+            "BLKROSET refused (fault injected by vestige.fault.roset)".to_string(),
+        );
+    }
     let path = format!("/dev/{name}");
     let file = match open_node(&path) {
         Ok(f) => f,

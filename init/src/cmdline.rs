@@ -47,6 +47,15 @@ pub fn vestige_params(line: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// A comma-separated list of device names, empty entries dropped.
+pub fn name_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
@@ -63,17 +72,19 @@ pub struct Plan {
     /// `vestige.wait=SECONDS`: wait this long after boot for late disks (USB enumerates
     /// slowly; a responder may hot-plug the target) before an unattended run.
     pub wait_seconds: u64,
+    /// `vestige.hypervisor_ro=NAME[,NAME…]`: the examiner states that these disks are attached
+    /// read-only by the hypervisor, so an unattended run may acquire them even when the
+    /// guest's write-block (BLKROSET) failed. The statement is recorded in each manifest.
+    pub hypervisor_read_only: Vec<String>,
 }
 
 impl Plan {
     /// Reads the plan from the parameters.
     pub fn from_params(p: &BTreeMap<String, String>) -> Self {
-        let targets = p.get("targets").filter(|t| t.as_str() != "all").map(|t| {
-            t.split(',')
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect()
-        });
+        let targets = p
+            .get("targets")
+            .filter(|t| t.as_str() != "all")
+            .map(|t| name_list(t));
         Plan {
             unattended: p.get("run").is_some_and(|r| r == "acquire"),
             targets,
@@ -85,6 +96,10 @@ impl Plan {
                 .and_then(|w| w.parse().ok())
                 .unwrap_or(0)
                 .min(3600),
+            hypervisor_read_only: p
+                .get("hypervisor_ro")
+                .map(|v| name_list(v))
+                .unwrap_or_default(),
         }
     }
 }
@@ -119,5 +134,8 @@ mod tests {
         assert_eq!(plan.wait_seconds, 20);
         let plan = Plan::from_params(&vestige_params("vestige.wait=99999999 vestige.wait=x"));
         assert_eq!(plan.wait_seconds, 0);
+        assert!(plan.hypervisor_read_only.is_empty());
+        let plan = Plan::from_params(&vestige_params("vestige.hypervisor_ro=sda,,vdb"));
+        assert_eq!(plan.hypervisor_read_only, vec!["sda", "vdb"]);
     }
 }

@@ -135,8 +135,12 @@ fn coldplug(console: &Console, devices: &Devices, db: &Mutex<ModuleDb>) {
             break;
         }
         console.log(&format!("loaded modules: {}", loaded.join(" ")));
-        uevent::settle(devices, Duration::from_millis(400), Duration::from_secs(10));
+        uevent::settle(devices, quiet_window(), Duration::from_secs(10));
     }
+    // Drivers the uevent listener loaded meanwhile (usb-storage, then sd_mod for its disk)
+    // may still be probing: wait until the kernel has been quiet once more (at once when it
+    // has been).
+    uevent::settle(devices, quiet_window(), Duration::from_secs(10));
     for e in errors {
         console.warn(&e);
     }
@@ -144,6 +148,19 @@ fn coldplug(console: &Console, devices: &Devices, db: &Mutex<ModuleDb>) {
     for name in blocks::all_names() {
         devices.protect(&name, console);
     }
+}
+
+/// How long without a uevent means the devices have settled. usb-storage waits `delay_use`
+/// (1 s by default) after binding a stick before it scans it, so while a USB mass-storage
+/// interface is bound the window covers that delay.
+fn quiet_window() -> Duration {
+    let usb_storage_bound = ["usb-storage", "uas"].iter().any(|driver| {
+        std::fs::read_dir(format!("/sys/bus/usb/drivers/{driver}")).is_ok_and(|d| {
+            d.flatten()
+                .any(|e| e.file_name().to_string_lossy().contains(':'))
+        })
+    });
+    Duration::from_millis(if usb_storage_bound { 1500 } else { 400 })
 }
 
 /// `vestige.run=acquire`: acquire the chosen disks into the case, verify, save the log.
@@ -197,8 +214,8 @@ fn unattended(
             return;
         }
     };
-    let allow = false;
-    let (ok, failed) = session::acquire(console, devices, &case, &chosen, allow);
+    let (ok, failed) =
+        session::acquire(console, devices, &case, &chosen, &plan.hypervisor_read_only);
     let list = |v: &[String]| {
         if v.is_empty() {
             "none".to_string()

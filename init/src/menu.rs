@@ -105,15 +105,20 @@ pub fn run(console: &Console, devices: &Devices, plan: &Plan, evidence: Option<&
                     Ok(n) => disks.get(n.wrapping_sub(1)).cloned().into_iter().collect(),
                     Err(_) => disks.clone(),
                 };
-                let mut allow = false;
-                if chosen
-                    .iter()
-                    .any(|d| matches!(devices.get(&d.name), Some(Protection::Unprotected(_))))
-                {
-                    allow = ask(console, "a chosen disk is NOT write-protected; type YES if the hypervisor attaches it read-only: ")
-                        .is_some_and(|a| a == "YES");
+                // Each unprotected disk needs its own confirmation, named, in full.
+                let mut confirmed = Vec::new();
+                for d in &chosen {
+                    if let Some(Protection::Unprotected(why)) = devices.get(&d.name) {
+                        let prompt = format!(
+                            "{} is NOT write-protected ({why}). Type YES only if the hypervisor attaches it read-only: ",
+                            d.name
+                        );
+                        if ask(console, &prompt).is_some_and(|a| a == "YES") {
+                            confirmed.push(d.name.clone());
+                        }
+                    }
                 }
-                session::acquire(console, devices, &case, &chosen, allow);
+                session::acquire(console, devices, &case, &chosen, &confirmed);
             }
         }
         session::save_console(console, &case);

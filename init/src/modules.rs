@@ -103,6 +103,42 @@ pub struct ModuleDb {
     deps: BTreeMap<String, (String, Vec<String>)>,
     softdeps: BTreeMap<String, Vec<String>>,
     loaded: BTreeSet<String>,
+    /// Module parameters from the kernel command line (`usb-storage.delay_use=0`), as
+    /// modprobe passes them: module name → "param=value param=value".
+    params: BTreeMap<String, String>,
+}
+
+/// Module parameters on a kernel command line: `MODULE.PARAM=VALUE` words, grouped by module
+/// ('-' and '_' alike in the module name). Parameters of the appliance itself (`vestige.`)
+/// are not module parameters.
+pub fn cmdline_module_params(line: &str) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    for word in crate::cmdline::words(line) {
+        let Some((key, _)) = word.split_once('=') else {
+            continue;
+        };
+        let Some((module, _)) = key.split_once('.') else {
+            continue;
+        };
+        if module.is_empty() || module == "vestige" || word.contains(char::is_control) {
+            continue;
+        }
+        let module = module.replace('-', "_");
+        let Some(param) = word.get(module.len() + 1..) else {
+            continue;
+        };
+        // The kernel's parser takes `param="a b"`; the quotes were consumed by words().
+        let param = match param.split_once('=') {
+            Some((k, v)) if v.contains(char::is_whitespace) => format!("{k}=\"{v}\""),
+            _ => param.to_string(),
+        };
+        let entry = out.entry(module).or_default();
+        if !entry.is_empty() {
+            entry.push(' ');
+        }
+        entry.push_str(&param);
+    }
+    out
 }
 
 /// A module's name from its path: "kernel/fs/ext4/ext4.ko" → "ext4"; '-' and '_' are one.
@@ -158,12 +194,15 @@ impl ModuleDb {
             .lines()
             .filter_map(|l| l.split_whitespace().next().map(str::to_string))
             .collect();
+        let params =
+            cmdline_module_params(&std::fs::read_to_string("/proc/cmdline").unwrap_or_default());
         ModuleDb {
             dir: dir.to_path_buf(),
             aliases,
             deps,
             softdeps,
             loaded,
+            params,
         }
     }
 
@@ -221,7 +260,8 @@ impl ModuleDb {
         for dep in deps.iter().rev() {
             self.load_inner(dep, errors, done, depth + 1);
         }
-        match insert(&self.dir.join(&path)) {
+        let params = self.params.get(name).map(String::as_str).unwrap_or("");
+        match insert(&self.dir.join(&path), params) {
             Ok(()) => done.push(name.to_string()),
             // EEXIST: already loaded; ENODEV: the hardware it drives is absent (crc32c_intel
             // on a CPU without SSE4.2), a provider that does not apply.
@@ -231,10 +271,10 @@ impl ModuleDb {
     }
 }
 
-fn insert(path: &Path) -> nix::Result<()> {
+fn insert(path: &Path, params: &str) -> nix::Result<()> {
     let file = File::open(path)
         .map_err(|e| nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
-    let params = CString::default();
+    let params = CString::new(params).map_err(|_| nix::Error::EINVAL)?;
     nix::kmod::finit_module(&file, &params, nix::kmod::ModuleInitFlags::empty())
 }
 
@@ -298,6 +338,16 @@ mod tests {
         assert!(glob_match("a[!b]c", "axc") && !glob_match("a[!b]c", "abc"));
         assert!(glob_match("*", "") && glob_match("", "") && !glob_match("", "x"));
         assert!(glob_match("[", "[") && !glob_match("x?", "x"));
+    }
+
+    #[test]
+    fn module_parameters_come_from_the_command_line() {
+        let p = cmdline_module_params(
+            "console=ttyS0 usb-storage.delay_use=0 vestige.run=acquire usb_storage.quirks=1:2:u nvme.x=\"a b\" .bad=1",
+        );
+        assert_eq!(p["usb_storage"], "delay_use=0 quirks=1:2:u");
+        assert_eq!(p["nvme"], "x=\"a b\"");
+        assert_eq!(p.len(), 2);
     }
 
     #[test]

@@ -172,15 +172,16 @@ pub fn check_space(disks: &[Disk]) -> Result<(), String> {
     }
 }
 
-/// Acquires `disks` into the case, one item per disk named after the device. Disks that are
-/// not write-protected are skipped unless `allow_unprotected` (the examiner confirmed the
-/// hypervisor attaches them read-only). Returns (acquired, failed) item names.
+/// Acquires `disks` into the case, one item per disk named after the device. A disk that is
+/// not write-protected is skipped unless it is in `confirmed_read_only` (the examiner stated
+/// that the hypervisor attaches it read-only); that statement and the failed write-block are
+/// written into the item's manifest notes. Returns (acquired, failed) item names.
 pub fn acquire(
     console: &Console,
     devices: &Devices,
     case: &Path,
     disks: &[Disk],
-    allow_unprotected: bool,
+    confirmed_read_only: &[String],
 ) -> (Vec<String>, Vec<String>) {
     let (mut ok, mut failed) = (Vec::new(), Vec::new());
     if let Err(e) = check_space(disks) {
@@ -188,12 +189,22 @@ pub fn acquire(
         return (ok, disks.iter().map(|d| d.name.clone()).collect());
     }
     for d in disks {
+        let mut notes = None;
         if let Some(Protection::Unprotected(why)) = devices.get(&d.name) {
-            if !allow_unprotected {
-                console.warn(&format!("{}: skipped, not write-protected ({why})", d.name));
+            if !confirmed_read_only.contains(&d.name) {
+                console.warn(&format!(
+                    "{}: skipped, not write-protected ({why}); acquire it only if the hypervisor attaches it read-only",
+                    d.name
+                ));
                 failed.push(d.name.clone());
                 continue;
             }
+            let note = format!(
+                "the appliance could not write-protect /dev/{} ({why}); acquired because the examiner confirmed the hypervisor attaches it read-only",
+                d.name
+            );
+            console.warn(&format!("{}: {note}", d.name));
+            notes = Some(note);
         }
         let item_dir = case.join(&d.name);
         let item = if item_dir.exists() {
@@ -203,12 +214,13 @@ pub fn acquire(
         };
         let case_s = case.to_string_lossy().into_owned();
         let source = format!("/dev/{}", d.name);
-        match vestige(
-            console,
-            &[
-                "acquire", "disk", &source, "--case", &case_s, "--item", &item,
-            ],
-        ) {
+        let mut args = vec![
+            "acquire", "disk", &source, "--case", &case_s, "--item", &item,
+        ];
+        if let Some(n) = &notes {
+            args.extend(["--notes", n]);
+        }
+        match vestige(console, &args) {
             Some(0) => ok.push(item),
             code => {
                 console.warn(&format!(

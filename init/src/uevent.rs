@@ -106,7 +106,13 @@ pub fn spawn(fd: OwnedFd, devices: Arc<Devices>, modules: Arc<Mutex<ModuleDb>>, 
             if ev.get("SUBSYSTEM").map(String::as_str) == Some("block") {
                 if let Some(name) = ev.get("DEVNAME") {
                     devices.protect(name, &console);
-                    console.log(&format!("block device {name} appeared; write-protected"));
+                    if devices.get(name) == Some(Protection::ReadOnly) {
+                        console.log(&format!("block device {name} appeared; write-protected"));
+                    } else {
+                        console.log(&format!(
+                            "block device {name} appeared; NOT write-protected"
+                        ));
+                    }
                 }
             }
             if let Some(alias) = ev.get("MODALIAS") {

@@ -101,6 +101,12 @@ pub enum Bus {
     /// A SCSI disk on a virtio-scsi controller (`-device virtio-scsi-pci` + `scsi-hd`): the
     /// guest names it sdX. `readonly=on` works here (the disk reports write protect).
     VirtioScsi,
+    /// A disk on the PC machine's PIIX IDE controller (`ide-hd` on ide.0/ide.1, master then
+    /// slave): the guest's ata_piix names it sdX. Like AHCI, QEMU cannot attach it read-only.
+    Ide,
+    /// A USB mass-storage device on an xHCI controller (`-device qemu-xhci` +
+    /// `usb-storage`): the guest names it sdX. `readonly=on` works here.
+    UsbStorage,
 }
 
 /// One disk of the VM.
@@ -110,7 +116,7 @@ pub struct Drive {
     pub path: PathBuf,
     /// How it is attached.
     pub bus: Bus,
-    /// Attach read-only at the hypervisor (`readonly=on`; every bus but AHCI).
+    /// Attach read-only at the hypervisor (`readonly=on`; every bus but AHCI and IDE).
     pub read_only: bool,
 }
 
@@ -235,7 +241,9 @@ impl Boot {
                 .arg(format!("unix:{},server=on,wait=off", qemu_escape(socket)));
         }
         let mut ahci_port = 0u32;
+        let mut ide_unit = 0u32;
         let mut scsi_controller = false;
+        let mut xhci_controller = false;
         for (i, d) in self.drives.iter().enumerate() {
             let file = qemu_escape(&d.path);
             let ro = if d.read_only { ",readonly=on" } else { "" };
@@ -259,6 +267,27 @@ impl Boot {
                         .arg(format!("if=none,id=disk{i},file={file},format=raw{ro}"));
                     c.arg("-device")
                         .arg(format!("nvme,serial=VESTIGE{i},drive=disk{i}"));
+                }
+                Bus::Ide => {
+                    c.arg("-drive")
+                        .arg(format!("if=none,id=disk{i},file={file},format=raw{ro}"));
+                    c.arg("-device").arg(format!(
+                        "ide-hd,drive=disk{i},bus=ide.{},unit={}",
+                        ide_unit / 2,
+                        ide_unit % 2
+                    ));
+                    ide_unit += 1;
+                }
+                Bus::UsbStorage => {
+                    if !xhci_controller {
+                        c.args(["-device", "qemu-xhci,id=xhci"]);
+                        xhci_controller = true;
+                    }
+                    c.arg("-drive")
+                        .arg(format!("if=none,id=disk{i},file={file},format=raw{ro}"));
+                    c.arg("-device").arg(format!(
+                        "usb-storage,drive=disk{i},bus=xhci.0,serial=VESTIGEUSB{i}"
+                    ));
                 }
                 Bus::VirtioScsi => {
                     if !scsi_controller {

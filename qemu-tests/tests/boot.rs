@@ -319,3 +319,32 @@ fn ahci_target_without_hypervisor_write_block_stays_unchanged() {
         },
     );
 }
+
+/// The PC's own IDE controller (ata_piix): no hypervisor write-block either.
+#[test]
+fn ide_target_without_hypervisor_write_block_stays_unchanged() {
+    run_scenario(
+        "ide_writable",
+        &Scenario {
+            target_bus: Bus::Ide,
+            target_read_only: false,
+            target_item: "sda",
+            evidence_item: "vda",
+        },
+    );
+}
+
+/// A USB stick handed to a VM (xHCI + usb-storage): enumerated late (usb-storage waits
+/// before scanning), and still found, protected and acquired by the unattended run.
+#[test]
+fn usb_storage_target_is_found_and_acquired() {
+    run_scenario(
+        "usb_storage_readonly",
+        &Scenario {
+            target_bus: Bus::UsbStorage,
+            target_read_only: true,
+            target_item: "sda",
+            evidence_item: "vda",
+        },
+    );
+}

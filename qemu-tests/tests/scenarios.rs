@@ -506,3 +506,207 @@ fn evidence_medium_too_small_refuses_before_starting() {
     );
     assert_unchanged(&target, &sha);
 }
+
+/// The menu's line of choices.
+const MENU_OPTIONS: &str = "p) power off";
+/// Injects a refused write-block (`vestige.fault.roset`): the appliance cannot make a VM
+/// disk's BLKROSET fail for real.
+const FAULT_INJECTED: &str = "BLKROSET refused (fault injected by vestige.fault.roset)";
+const CONFIRMED_NOTE: &str =
+    "acquired because the examiner confirmed the hypervisor attaches it read-only";
+
+/// The manifest notes of `item`.
+fn manifest_notes(case: &Path, item: &str) -> Option<String> {
+    let m: Manifest =
+        serde_json::from_slice(&std::fs::read(case.join(item).join(MANIFEST_FILE)).unwrap())
+            .unwrap();
+    m.case.notes
+}
+
+/// Two targets whose write-block is refused: an unattended run skips the one the examiner
+/// did not vouch for and acquires the one named in `vestige.hypervisor_ro`, saying so in
+/// its manifest.
+#[test]
+fn unprotectable_disk_is_acquired_only_when_confirmed_unattended() {
+    const NAME: &str = "roset_refused_unattended";
+    let Some((app, _one)) = prerequisites() else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let files = disk::write_sample_files(dir).unwrap();
+    let unconfirmed = disk::make_target(dir, "unconfirmed.raw", 32, &files).unwrap();
+    let unconfirmed_sha = disk::sha256_file(&unconfirmed).unwrap();
+    let confirmed = disk::make_target(dir, "confirmed.raw", 40, &files).unwrap();
+    let confirmed_sha = disk::sha256_file(&confirmed).unwrap();
+    let evidence = disk::make_evidence_disk(dir, "evidence.raw", 256).unwrap();
+
+    let log = keep_dir(NAME).join("console.log");
+    let o = boot(
+        &app,
+        acquire_cmdline("vestige.fault.roset=vda,vdb vestige.hypervisor_ro=vdb"),
+        vec![
+            drive(&unconfirmed, Bus::Virtio, true),
+            drive(&confirmed, Bus::Virtio, true),
+            drive(&evidence.path, Bus::Virtio, false),
+        ],
+    )
+    .run(&log)
+    .unwrap();
+    report_timings(NAME, &o);
+    assert_powered_off(&log, &o);
+    assert_console_says(
+        &log,
+        &o,
+        &format!("vda: NOT write-protected: {FAULT_INJECTED}"),
+    );
+    assert_console_says(&log, &o, "vda: skipped, not write-protected");
+    assert_console_says(&log, &o, "block device vda appeared; NOT write-protected");
+    assert_console_says(&log, &o, "vdb: the appliance could not write-protect");
+
+    let root = extract_evidence(&evidence, dir, &log, &o);
+    let case = root.join(CASE_ID);
+    assert!(
+        !case.join("vda").exists(),
+        "the unconfirmed, unprotected disk was acquired; {}",
+        context(&log, &o)
+    );
+    check_item(&case, "vdb", &confirmed_sha, 40 << 20, &log, &o);
+    let notes = manifest_notes(&case, "vdb").unwrap_or_default();
+    assert!(
+        notes.contains(FAULT_INJECTED) && notes.contains(CONFIRMED_NOTE),
+        "vdb's manifest notes do not record the failed write-block and the confirmation: {notes:?}"
+    );
+    let saved = std::fs::read_to_string(case.join("console.log")).unwrap();
+    assert!(
+        saved.contains(FAULT_INJECTED),
+        "the case's console.log does not record the injected fault"
+    );
+    assert_unchanged(&unconfirmed, &unconfirmed_sha);
+    assert_unchanged(&confirmed, &confirmed_sha);
+}
+
+/// What the menu script saw.
+#[derive(Debug, Default)]
+struct MenuSeen {
+    /// The menu's line for vda.
+    vda_line: Option<String>,
+    skipped: bool,
+    acquired_menu_again: bool,
+    power_off: bool,
+    error: Option<String>,
+}
+
+/// At the console menu, a disk whose write-block was refused is shown in red as WRITABLE;
+/// choosing it without typing YES acquires nothing, typing YES acquires it.
+#[test]
+fn unprotectable_disk_in_the_menu_is_red_and_needs_a_confirmation() {
+    const NAME: &str = "roset_refused_menu";
+    let Some((app, _one)) = prerequisites() else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let files = disk::write_sample_files(dir).unwrap();
+    let target = disk::make_target(dir, "target.raw", 32, &files).unwrap();
+    let sha = disk::sha256_file(&target).unwrap();
+    let evidence = disk::make_evidence_disk(dir, "evidence.raw", 256).unwrap();
+
+    let log = keep_dir(NAME).join("console.log");
+    let b = boot(
+        &app,
+        format!(
+            "console=ttyS0 panic=-1 vestige.case={CASE_ID} vestige.examiner=\"{EXAMINER}\" \
+             vestige.fault.roset=vda"
+        ),
+        vec![
+            drive(&target, Bus::Virtio, true),
+            drive(&evidence.path, Bus::Virtio, false),
+        ],
+    );
+    let (o, seen) = b
+        .run_interactive(&log, None, |live| {
+            let mut seen = MenuSeen::default();
+            let Some(_) = live.wait_for_line(MENU_OPTIONS, READY_TIMEOUT) else {
+                seen.error = Some("no menu".into());
+                return seen;
+            };
+            seen.vda_line = live
+                .lines_from(0)
+                .into_iter()
+                .rev()
+                .find(|l| l.text.contains("[1] vda"))
+                .map(|l| l.text);
+            let send = |text: &str| {
+                live.send_line(text)
+                    .map_err(|e| format!("typing {text:?}: {e}"))
+            };
+            // Choose disk 1, then decline the confirmation.
+            let from = live.line_count();
+            if let Err(e) = send("1").and_then(|()| send("no")) {
+                seen.error = Some(e);
+                return seen;
+            }
+            seen.skipped = live
+                .wait_for_line_from(
+                    "vda: skipped, not write-protected",
+                    from,
+                    Duration::from_secs(30),
+                )
+                .is_some();
+            let Some(menu) = live.wait_for_line_from(MENU_OPTIONS, from, Duration::from_secs(30))
+            else {
+                seen.error = Some("no menu after the declined confirmation".into());
+                return seen;
+            };
+            let _ = menu;
+            // Again, confirming.
+            let from = live.line_count();
+            if let Err(e) = send("1").and_then(|()| send("YES")) {
+                seen.error = Some(e);
+                return seen;
+            }
+            seen.acquired_menu_again = live
+                .wait_for_line_from(MENU_OPTIONS, from, Duration::from_secs(120))
+                .is_some();
+            let from = live.line_count();
+            if let Err(e) = send("p") {
+                seen.error = Some(e);
+                return seen;
+            }
+            seen.power_off = live
+                .wait_for_line_from("vestige-init: power off", from, Duration::from_secs(60))
+                .is_some();
+            seen
+        })
+        .unwrap();
+    report_timings(NAME, &o);
+    let why = || format!("{seen:?}; {}", context(&log, &o));
+    assert!(seen.error.is_none(), "{}", why());
+    let vda = seen.vda_line.clone().unwrap_or_default();
+    assert!(
+        vda.contains("\u{1b}[1;31mWRITABLE (") && vda.contains(FAULT_INJECTED),
+        "vda is not shown in red as WRITABLE: {vda:?}; {}",
+        why()
+    );
+    assert!(seen.skipped, "declining did not skip vda; {}", why());
+    assert!(seen.acquired_menu_again && seen.power_off, "{}", why());
+    assert_powered_off(&log, &o);
+
+    let root = extract_evidence(&evidence, dir, &log, &o);
+    let case = root.join(CASE_ID);
+    let items: Vec<String> = list(&case)
+        .into_iter()
+        .filter(|n| n.starts_with("vd"))
+        .collect();
+    assert_eq!(
+        items,
+        vec!["vda".to_string()],
+        "one item, from the confirmed run; {}",
+        why()
+    );
+    check_item(&case, "vda", &sha, 32 << 20, &log, &o);
+    let notes = manifest_notes(&case, "vda").unwrap_or_default();
+    assert!(notes.contains(CONFIRMED_NOTE), "manifest notes: {notes:?}");
+    assert_unchanged(&target, &sha);
+}
