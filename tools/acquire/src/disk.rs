@@ -7,20 +7,20 @@
 //! manifest that says `incomplete` and why; its signature attests exactly that.
 
 use crate::pipeline::{self, PipelineConfig, Progress, StopReason};
+use crate::seal::{self, CustodyRecord, ListedFile};
 use crate::{host, source};
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
-use vestige_evidence::custody::{now_utc_rfc3339, Case, CustodyError, NewEntry};
+use vestige_evidence::custody::{now_utc_rfc3339, Case, CustodyError};
 use vestige_evidence::error_chain;
-use vestige_evidence::fsutil::{sha256_hex, sync_dir, write_new};
 use vestige_evidence::manifest::{
     AcquisitionInfo, CaseRef, ChunkDigests, KeyRef, Manifest, OutputFile, SourceHashes, Status,
-    Times, ToolInfo, IMAGE_FILE, MANIFEST_FILE, MANIFEST_FORMAT, SIGNATURE_FILE,
+    Times, ToolInfo, IMAGE_FILE, MANIFEST_FORMAT,
 };
-use vestige_evidence::signify::{self, ChecksumLine, SecretKey};
+use vestige_evidence::signify::SecretKey;
 
 /// What to acquire and how.
 #[derive(Debug)]
@@ -242,38 +242,18 @@ pub fn acquire_disk(
             fingerprint: req.key.public_key().fingerprint(),
             public_key_file: req.public_key_file.clone(),
         }),
+        memory: None,
     };
-    let manifest_json = manifest.to_json();
-    let manifest_path = item_dir.join(MANIFEST_FILE);
-    write_new(&manifest_path, &manifest_json).map_err(out_err(
-        &manifest_path,
-        "write the manifest (the image is kept)",
-    ))?;
-    let manifest_sha = sha256_hex(&manifest_json);
-
-    let list = signify::format_checksum_list(&[
-        ChecksumLine {
-            algorithm: "SHA256".to_string(),
+    let manifest_sha = seal::seal(
+        &item_dir,
+        &manifest,
+        &[ListedFile {
             name: IMAGE_FILE.to_string(),
-            hex: out.image_sha256.clone(),
-        },
-        ChecksumLine {
-            algorithm: "SHA256".to_string(),
-            name: MANIFEST_FILE.to_string(),
-            hex: manifest_sha.clone(),
-        },
-    ]);
-    let sig = req.key.sign(list.as_bytes());
-    let comment = format!(
-        "verify with {}",
-        req.public_key_file.as_deref().unwrap_or("the case key")
-    );
-    let sig_path = item_dir.join(SIGNATURE_FILE);
-    write_new(&sig_path, &signify::embed(&sig, &comment, list.as_bytes())).map_err(out_err(
-        &sig_path,
-        "write the signature (image and manifest are kept)",
-    ))?;
-    sync_dir(&item_dir).map_err(out_err(&item_dir, "sync the item directory"))?;
+            sha256: out.image_sha256.clone(),
+        }],
+        req.key,
+        req.public_key_file.as_deref(),
+    )?;
 
     let mut hashes = BTreeMap::new();
     hashes.insert("source sha256".to_string(), out.sha256.clone());
@@ -289,19 +269,17 @@ pub fn acquire_disk(
     details.insert("source".to_string(), src.identity.path.clone());
     details.insert("status".to_string(), format!("{status:?}").to_lowercase());
     details.insert("bytes_acquired".to_string(), out.bytes_acquired.to_string());
-    details.insert(
-        "key_fingerprint".to_string(),
-        req.key.public_key().fingerprint(),
-    );
-    req.case.append(
-        NewEntry {
-            examiner: req.examiner.to_string(),
-            action: "acquire-disk".to_string(),
-            item: Some(req.item.to_string()),
+    seal::record_custody(
+        req.case,
+        CustodyRecord {
+            action: "acquire-disk",
+            examiner: req.examiner,
+            item: req.item,
+            tool: &req.tool,
             hashes,
             details,
+            key: req.key,
         },
-        &format!("{} {}", req.tool.name, req.tool.version),
     )?;
     Ok(DiskOutcome {
         item_dir,

@@ -5,7 +5,9 @@
 //! * [`blockdev`] holds the ioctls and sysfs identity (the crate's only `unsafe`);
 //! * [`pipeline`] reads in parallel, compresses per chunk, writes in order, hashes in order;
 //! * [`writeback`] starts write-back of the image early, so the final fsync is short;
-//! * [`disk`] ties them into `acquire disk`: item directory, manifest, signature, custody.
+//! * [`disk`] ties them into `acquire disk`: item directory, manifest, signature, custody;
+//! * [`memory`] does the same for physical memory (LiME), [`live_item`] for live state;
+//! * [`seal`] writes the manifest, the signed checksum list and the custody entry of any item.
 //!
 //! Library code never prints: progress is a set of counters the caller polls, and a
 //! cancel flag the caller sets.
@@ -13,6 +15,9 @@
 pub mod blockdev;
 pub mod disk;
 pub mod host;
+pub mod live_item;
+pub mod memory;
 pub mod pipeline;
+pub mod seal;
 pub mod source;
 pub mod writeback;

@@ -6,25 +6,29 @@ use crate::{keys, progress, signals};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use vestige_acquire::disk::{acquire_disk, DiskRequest};
-use vestige_acquire::pipeline::{PipelineConfig, Progress};
+use vestige_acquire::memory::kernel::KernelPaths;
+use vestige_acquire::memory::{acquire_memory, DumpFormat, LiveMethod, MemoryRequest, MemorySource};
+use vestige_acquire::pipeline::{PipelineConfig, Progress, StopReason};
 use vestige_evidence::custody::{Case, NewEntry};
 use vestige_evidence::error_chain;
 use vestige_evidence::fsutil::sha256_file;
-use vestige_evidence::manifest::{Status, ToolInfo};
+use vestige_evidence::manifest::{Manifest, Status, ToolInfo};
+use vestige_evidence::signify::SecretKey;
 
 #[derive(Debug, Subcommand)]
 pub enum AcquireCommand {
     /// Image a block device or an image file into a signed evidence item.
     Disk(DiskArgs),
+    /// Acquire physical memory (this machine's, or a hypervisor's dump) as signed LiME.
+    Memory(MemoryArgs),
 }
 
+/// Where an item goes and who signs it: shared by every acquisition.
 #[derive(Debug, Args)]
-pub struct DiskArgs {
-    /// The source: a block device (set read-only with BLKROSET first) or a regular file.
-    pub source: PathBuf,
+pub struct ItemArgs {
     /// The case directory (from `vestige case init`).
     #[arg(long)]
     pub case: PathBuf,
@@ -37,6 +41,17 @@ pub struct DiskArgs {
     /// File holding the secret key's passphrase (else $VESTIGE_PASSPHRASE or a prompt).
     #[arg(long, value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
+    /// Examiner running this acquisition (default: the case's examiner).
+    #[arg(long)]
+    pub examiner: Option<String>,
+    /// Notes for the manifest.
+    #[arg(long)]
+    pub notes: Option<String>,
+}
+
+/// How the stream is compressed and hashed: shared by disk and memory.
+#[derive(Debug, Args)]
+pub struct StreamArgs {
     /// zstd level (1–19; 3 balances speed and size).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
     pub level: i32,
@@ -52,21 +67,73 @@ pub struct DiskArgs {
     /// Compression threads (default: one per CPU).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Examiner running this acquisition (default: the case's examiner).
-    #[arg(long)]
-    pub examiner: Option<String>,
-    /// Notes for the manifest.
-    #[arg(long)]
-    pub notes: Option<String>,
+}
+
+impl StreamArgs {
+    fn pipeline(&self) -> PipelineConfig {
+        let mut cfg = PipelineConfig::new(self.level);
+        cfg.chunk_size = usize::try_from(self.chunk_mib).unwrap_or(4) << 20;
+        if let Some(t) = self.threads {
+            cfg.compress_threads = t.max(1);
+        }
+        cfg.md5 = self.md5;
+        cfg.sha1 = self.sha1;
+        cfg
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct DiskArgs {
+    /// The source: a block device (set read-only with BLKROSET first) or a regular file.
+    pub source: PathBuf,
+    #[command(flatten)]
+    pub item: ItemArgs,
+    #[command(flatten)]
+    pub stream: StreamArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct MemoryArgs {
+    #[command(flatten)]
+    pub item: ItemArgs,
+    #[command(flatten)]
+    pub stream: StreamArgs,
+    /// How to read this machine's memory: auto tries kcore, then crash, then mem.
+    #[arg(long, value_enum, default_value_t = LiveArg::Auto, conflicts_with = "from")]
+    pub method: LiveArg,
+    /// Convert a dump instead of reading this machine: a QEMU/libvirt ELF core, a LiME
+    /// file, or a raw dump (memory-backend-file, VMware .vmem of a small guest).
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<PathBuf>,
+    /// The dump's format (default: detected by content).
+    #[arg(long, value_enum, default_value_t = FormatArg::Auto, requires = "from")]
+    pub format: FormatArg,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LiveArg {
+    Auto,
+    Kcore,
+    Crash,
+    Mem,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum FormatArg {
+    Auto,
+    Elf,
+    Lime,
+    Raw,
 }
 
 pub fn run(cmd: AcquireCommand) -> Result<Exit> {
     match cmd {
         AcquireCommand::Disk(a) => disk(&a),
+        AcquireCommand::Memory(a) => memory(&a),
     }
 }
 
-fn tool_info() -> ToolInfo {
+pub fn tool_info() -> ToolInfo {
     ToolInfo {
         name: "vestige".to_string(),
         version: env!("CARGO_PKG_VERSION").to_string(),
@@ -76,7 +143,16 @@ fn tool_info() -> ToolInfo {
     }
 }
 
-fn disk(a: &DiskArgs) -> Result<Exit> {
+/// An opened case, the examiner and the signing key of a new item.
+pub struct ItemSetup {
+    pub case: Case,
+    pub examiner: String,
+    pub key: SecretKey,
+    pub public_key_file: String,
+}
+
+/// Opens the case, checks the item name is free, and loads (or makes) the signing key.
+pub fn open_item(a: &ItemArgs) -> Result<ItemSetup> {
     let case = Case::open(&a.case).with_context(|| format!("opening case {}", a.case.display()))?;
     let examiner = a
         .examiner
@@ -116,14 +192,23 @@ fn disk(a: &DiskArgs) -> Result<Exit> {
         eprintln!("generated a per-case signing key; write its fingerprint on the custody form:");
         eprintln!("  {}", pk.fingerprint());
     }
+    Ok(ItemSetup {
+        case,
+        examiner,
+        key,
+        public_key_file: pub_rel,
+    })
+}
 
-    let mut cfg = PipelineConfig::new(a.level);
-    cfg.chunk_size = usize::try_from(a.chunk_mib).unwrap_or(4) << 20;
-    if let Some(t) = a.threads {
-        cfg.compress_threads = t.max(1);
-    }
-    cfg.md5 = a.md5;
-    cfg.sha1 = a.sha1;
+fn disk(a: &DiskArgs) -> Result<Exit> {
+    let ItemSetup {
+        case,
+        examiner,
+        key,
+        public_key_file: pub_rel,
+    } = open_item(&a.item)?;
+    let pk = key.public_key();
+    let cfg = a.stream.pipeline();
 
     signals::catch_interrupts();
     let progress = Arc::new(Progress::default());
@@ -137,9 +222,9 @@ fn disk(a: &DiskArgs) -> Result<Exit> {
     let req = DiskRequest {
         source: &a.source,
         case: &case,
-        item: &a.item,
+        item: &a.item.item,
         examiner: &examiner,
-        notes: a.notes.as_deref(),
+        notes: a.item.notes.as_deref(),
         key: &key,
         public_key_file: Some(pub_rel.clone()),
         pipeline: cfg,
@@ -148,9 +233,25 @@ fn disk(a: &DiskArgs) -> Result<Exit> {
     let outcome = acquire_disk(&req, &progress, &signals::CANCEL);
     display.finish();
     let outcome = outcome?;
-    let m = &outcome.manifest;
-    let summary = serde_json::json!({
-        "item": outcome.item_dir.display().to_string(),
+    Ok(report(
+        &outcome.item_dir,
+        &outcome.manifest,
+        outcome.stopped.as_ref(),
+        &pk.fingerprint(),
+        &pub_rel,
+    ))
+}
+
+/// Prints the item's summary (JSON on stdout, a line on stderr) and picks the exit code.
+fn report(
+    item_dir: &Path,
+    m: &Manifest,
+    stopped: Option<&StopReason>,
+    fingerprint: &str,
+    public_key: &str,
+) -> Exit {
+    let mut summary = serde_json::json!({
+        "item": item_dir.display().to_string(),
         "status": m.status,
         "bytes_acquired": m.acquisition.bytes_acquired,
         "bytes_expected": m.acquisition.bytes_expected,
@@ -158,35 +259,116 @@ fn disk(a: &DiskArgs) -> Result<Exit> {
         "md5": m.hashes.md5,
         "sha1": m.hashes.sha1,
         "image_bytes": m.outputs.first().map(|o| o.size_bytes),
-        "key_fingerprint": pk.fingerprint(),
-        "public_key": pub_rel,
+        "unreadable_ranges": m.acquisition.unreadable_ranges.len(),
+        "key_fingerprint": fingerprint,
+        "public_key": public_key,
         "incomplete_reason": m.incomplete_reason,
     });
+    if let (Some(mem), Some(obj)) = (&m.memory, summary.as_object_mut()) {
+        obj.insert("memory_method".to_string(), mem.method.clone().into());
+        obj.insert("memory_ranges".to_string(), mem.ranges.len().into());
+        obj.insert(
+            "kernel_problems".to_string(),
+            serde_json::json!(mem.kernel.as_ref().map(|k| k.problems.clone())),
+        );
+    }
     println!(
         "{}",
         serde_json::to_string_pretty(&summary).unwrap_or_default()
     );
-    match (m.status, &outcome.stopped) {
+    if let Some(mem) = &m.memory {
+        for f in &mem.fallbacks {
+            eprintln!("not used: {f}");
+        }
+        if !mem.unreadable.is_empty() {
+            eprintln!(
+                "{} physical range(s) could not be read: zero-filled, listed in the manifest",
+                mem.unreadable.len()
+            );
+        }
+        if !mem.not_captured.is_empty() {
+            eprintln!(
+                "{} System RAM range(s) are not reachable by {}: listed in the manifest as not captured",
+                mem.not_captured.len(),
+                mem.method
+            );
+        }
+    }
+    match (m.status, stopped) {
         (Status::Complete, _) => {
             eprintln!(
                 "acquired {} bytes; SHA-256 {}",
                 m.acquisition.bytes_acquired, m.hashes.sha256
             );
-            Ok(Exit::Ok)
+            Exit::Ok
         }
         (Status::Incomplete, stopped) => {
             eprintln!(
                 "INCOMPLETE: {}",
-                stopped
-                    .as_ref()
-                    .map_or_else(|| "stopped early".to_string(), |s| error_chain(s))
+                stopped.map_or_else(|| "stopped early".to_string(), |s| error_chain(s))
             );
             eprintln!(
                 "the partial image (bytes 0..{}) is kept in {} and marked incomplete",
                 m.acquisition.bytes_acquired,
-                outcome.item_dir.display()
+                item_dir.display()
             );
-            Ok(Exit::Incomplete)
+            Exit::Incomplete
         }
     }
+}
+
+fn memory(a: &MemoryArgs) -> Result<Exit> {
+    let ItemSetup {
+        case,
+        examiner,
+        key,
+        public_key_file: pub_rel,
+    } = open_item(&a.item)?;
+    let pk = key.public_key();
+    let source = match &a.from {
+        Some(path) => MemorySource::File {
+            path: path.clone(),
+            format: match a.format {
+                FormatArg::Auto => DumpFormat::Auto,
+                FormatArg::Elf => DumpFormat::ElfCore,
+                FormatArg::Lime => DumpFormat::Lime,
+                FormatArg::Raw => DumpFormat::Raw,
+            },
+        },
+        None => MemorySource::Live(match a.method {
+            LiveArg::Auto => LiveMethod::Auto,
+            LiveArg::Kcore => LiveMethod::Kcore,
+            LiveArg::Crash => LiveMethod::Crash,
+            LiveArg::Mem => LiveMethod::Mem,
+        }),
+    };
+    signals::catch_interrupts();
+    let progress = Arc::new(Progress::default());
+    let display = progress::show(
+        "acquiring memory",
+        progress::counter_of(Arc::clone(&progress), |p| &p.bytes_total),
+        progress::counter_of(Arc::clone(&progress), |p| &p.bytes_done),
+    );
+    let req = MemoryRequest {
+        source,
+        case: &case,
+        item: &a.item.item,
+        examiner: &examiner,
+        notes: a.item.notes.as_deref(),
+        key: &key,
+        public_key_file: Some(pub_rel.clone()),
+        pipeline: a.stream.pipeline(),
+        tool: tool_info(),
+        kernel_paths: KernelPaths::default(),
+    };
+    let outcome = acquire_memory(&req, &progress, &signals::CANCEL);
+    display.finish();
+    let outcome = outcome?;
+    Ok(report(
+        &outcome.item_dir,
+        &outcome.manifest,
+        outcome.stopped.as_ref(),
+        &pk.fingerprint(),
+        &pub_rel,
+    ))
 }

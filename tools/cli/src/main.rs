@@ -5,6 +5,7 @@
 
 mod cmd_acquire;
 mod cmd_case;
+mod cmd_collect;
 mod cmd_export;
 mod cmd_key;
 mod cmd_verify;
@@ -35,6 +36,9 @@ enum Command {
     /// Acquire evidence into a case.
     #[command(subcommand)]
     Acquire(cmd_acquire::AcquireCommand),
+    /// Collect volatile state of this running system into a case.
+    #[command(subcommand)]
+    Collect(cmd_collect::CollectCommand),
     /// Verify a case or an evidence item: signature, file hashes, every chunk, source hash.
     Verify(cmd_verify::VerifyArgs),
     /// Export evidence to other formats.
@@ -57,6 +61,7 @@ fn main() -> std::process::ExitCode {
         Command::Key(c) => cmd_key::run(c),
         Command::Case(c) => cmd_case::run(c),
         Command::Acquire(c) => cmd_acquire::run(c),
+        Command::Collect(c) => cmd_collect::run(c),
         Command::Verify(a) => cmd_verify::run(&a),
         Command::Export(c) => cmd_export::run(c),
     };

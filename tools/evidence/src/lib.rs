@@ -6,6 +6,7 @@
 //! * [`signify`] — Ed25519 keys and signatures in OpenBSD signify's formats, so stock
 //!   `signify -C` (and `minisign -V` for keys) check Vestige evidence;
 //! * [`manifest`] — manifest.json, everything about one acquisition;
+//! * [`lime`] — LiME v1, the memory image format;
 //! * [`custody`] — the case and its hash-chained custody log;
 //! * [`verify`] — re-checking an item: signature, file hashes, every chunk and the source hash.
 //!
@@ -23,6 +24,7 @@
 
 pub mod custody;
 pub mod fsutil;
+pub mod lime;
 pub mod manifest;
 pub mod read_at;
 pub mod seekable;

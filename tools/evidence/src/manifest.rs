@@ -16,6 +16,9 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 /// The file name of the image container inside an item directory.
 pub const IMAGE_FILE: &str = "image.zst";
 
+/// `source.kind` of an item holding the volatile state of a live system (no image).
+pub const LIVE_SYSTEM_KIND: &str = "live_system";
+
 /// The file name of the signed checksum list inside an item directory.
 pub const SIGNATURE_FILE: &str = "SHA256.sig";
 
@@ -59,6 +62,55 @@ pub struct Manifest {
     pub outputs: Vec<OutputFile>,
     /// The key that signs SHA256.sig.
     pub signing_key: Option<KeyRef>,
+    /// For memory items: how the memory was read, its ranges, and what could not be.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemoryInfo>,
+}
+
+/// A memory acquisition: the LiME ranges, the method and its fallbacks, the pages that
+/// could not be read, and the kernel identity captured with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct MemoryInfo {
+    /// What was read: "kcore" (/proc/kcore), "crash" (/dev/crash), "mem" (/dev/mem),
+    /// "elf_core" (a hypervisor's ELF dump), "lime" (an existing LiME file) or "raw".
+    pub method: String,
+    /// Each method tried before the one used, and why it was not used.
+    pub fallbacks: Vec<String>,
+    /// The physical memory ranges in the LiME image, ascending.
+    pub ranges: Vec<PhysicalRange>,
+    /// Pages that could not be read: zero-filled in the image, listed here (physical).
+    pub unreadable: Vec<PhysicalRange>,
+    /// System RAM the method could not reach at all (no kcore segment covers it, say):
+    /// absent from the image, listed so the gap is never silent.
+    pub not_captured: Vec<PhysicalRange>,
+    /// SHA-256 of the input file (`--from`), hashed as it was read.
+    pub input_file_sha256: Option<String>,
+    /// The running kernel, captured with its memory (absent for `--from`).
+    pub kernel: Option<KernelCapture>,
+}
+
+/// A range of physical addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhysicalRange {
+    /// First physical address.
+    pub start: u64,
+    /// Length in bytes.
+    pub length_bytes: u64,
+}
+
+/// The kernel's identity, captured so the memory can be analysed without hunting symbols.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct KernelCapture {
+    /// /proc/version, exactly (the `linux_banner` string in memory).
+    pub banner: String,
+    /// Files of the item holding what was captured (kallsyms, BTF, System.map, iomem…).
+    pub files: Vec<String>,
+    /// kptr_restrict as found, and whether it was lowered for the capture and restored.
+    pub kptr_restrict: Option<String>,
+    /// Whether kallsyms showed real addresses.
+    pub kallsyms_addresses: bool,
+    /// What could not be captured, and why.
+    pub problems: Vec<String>,
 }
 
 /// The program that made the evidence.

@@ -8,7 +8,13 @@
 //! differs is named with its byte range in the source.
 
 use crate::fsutil::{read_capped, sha256_file};
-use crate::manifest::{Manifest, Status, IMAGE_FILE, MANIFEST_FILE, SIGNATURE_FILE};
+use crate::lime::MEMORY_FILE;
+use crate::manifest::{
+    Manifest, Status, IMAGE_FILE, LIVE_SYSTEM_KIND, MANIFEST_FILE, SIGNATURE_FILE,
+};
+
+/// The container files an item's source stream may be in, by kind of item.
+pub const STREAM_FILES: [&str; 2] = [IMAGE_FILE, MEMORY_FILE];
 use crate::read_at::{FileReader, ReadAt};
 use crate::seekable::{decompress_frame, FrameInfo, SeekTable};
 use crate::signify::{self, PublicKey};
@@ -171,12 +177,17 @@ pub fn verify_item(
         None => return r,
     };
 
-    // Listed files other than the image: hash now. The image is hashed while it is streamed.
+    // Listed files other than the image: hash now. The image (a disk's image.zst or a
+    // memory item's memory.lime.zst) is hashed while it is streamed.
     let mut image_expected = None;
+    let mut image_name = IMAGE_FILE;
     for line in &listed {
-        if line.name == IMAGE_FILE {
-            image_expected = Some(line.hex.clone());
-            continue;
+        if let Some(stream) = STREAM_FILES.iter().find(|n| **n == line.name) {
+            if image_expected.is_none() {
+                image_expected = Some(line.hex.clone());
+                image_name = stream;
+                continue;
+            }
         }
         let path = item_dir.join(&line.name);
         let check = match sha256_file(&path) {
@@ -230,14 +241,26 @@ pub fn verify_item(
     r.source_sha256 = Some(manifest.hashes.sha256.clone());
 
     let Some(image_expected) = image_expected else {
-        r.problems
-            .push("the signed list does not cover image.zst".to_string());
+        if manifest.source.kind == LIVE_SYSTEM_KIND {
+            // Live state has no image: its files were all hashed above.
+            if r.problems.is_empty() {
+                r.verdict = match manifest.status {
+                    Status::Complete => Verdict::Verified,
+                    Status::Incomplete => Verdict::VerifiedIncomplete,
+                };
+            }
+        } else {
+            r.problems.push(format!(
+                "the signed list covers no image ({})",
+                STREAM_FILES.join(" or ")
+            ));
+        }
         return r;
     };
-    let image_path = item_dir.join(IMAGE_FILE);
+    let image_path = item_dir.join(image_name);
     let (image, image_found) = check_image(&image_path, &manifest, threads, sink);
     let file_check = FileCheck {
-        name: IMAGE_FILE.to_string(),
+        name: image_name.to_string(),
         ok: image_found.as_deref() == Some(image_expected.as_str()),
         expected_sha256: image_expected,
         found_sha256: image_found,
@@ -245,18 +268,18 @@ pub fn verify_item(
     };
     if !file_check.ok {
         r.problems.push(format!(
-            "image.zst: SHA-256 is {}, the signed list says {}",
+            "{image_name}: SHA-256 is {}, the signed list says {}",
             file_check.found_sha256.as_deref().unwrap_or("(unreadable)"),
             file_check.expected_sha256
         ));
     }
     r.files.push(file_check);
     if let Some(e) = &image.error {
-        r.problems.push(format!("image.zst: {e}"));
+        r.problems.push(format!("{image_name}: {e}"));
     }
     if let Some(b) = &image.first_bad_chunk {
         r.problems.push(format!(
-            "chunk {} (source bytes {}..{}, image.zst byte {}) is damaged: {}; {} chunk(s) bad in all",
+            "chunk {} (source bytes {}..{}, {image_name} byte {}) is damaged: {}; {} chunk(s) bad in all",
             b.index, b.offset_bytes, b.end_bytes, b.container_offset_bytes, b.reason, image.chunks_bad
         ));
     }

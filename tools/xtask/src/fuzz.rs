@@ -27,6 +27,10 @@ pub const TARGETS: &[(&str, usize)] = &[
     ("checksum_list", 16 * 1024),
     ("manifest", 16 * 1024),
     ("custody", 16 * 1024),
+    // A selector byte, then /proc text or utmp records (vestige-live's parsers).
+    ("proc_formats", 16 * 1024),
+    // A selector byte, then a LiME file, an ELF core or /proc/iomem text.
+    ("memory_formats", 64 * 1024),
 ];
 
 /// libFuzzer's memory limit per process (also its largest single allocation), MiB.

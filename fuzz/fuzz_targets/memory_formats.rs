@@ -1,0 +1,76 @@
+//! Memory dump formats from untrusted hands: a LiME file, an ELF core (a hypervisor's dump
+//! or a copy of /proc/kcore) and /proc/iomem text, through the parsers and the LiME
+//! stream built on them. The first byte picks the format.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use vestige_acquire::memory::{elf_core, iomem, physmap::PhysMap, stream::LimeStream};
+use vestige_evidence::lime;
+use vestige_evidence::read_at::ReadAt;
+
+/// Reads the whole stream in odd-sized steps; at most 1 MiB so a huge claimed range
+/// (whose bytes come from the short input, zero-filled) cannot make the run slow.
+fn drain(s: &dyn ReadAt) {
+    let mut buf = vec![0u8; 4099];
+    let mut off = 0u64;
+    while off < s.size().min(1 << 20) {
+        match s.read_at(&mut buf, off) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => off += n as u64,
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&selector, body)) = data.split_first() else {
+        return;
+    };
+    match selector % 3 {
+        0 => {
+            if let Ok(ranges) = lime::read_ranges(&body) {
+                let mut prev_end = 0u64;
+                for r in &ranges {
+                    assert!(r.length_bytes > 0 && r.start >= prev_end);
+                    assert!(r.data_offset + r.length_bytes <= body.len() as u64);
+                    prev_end = r.end();
+                }
+                // Laying the ranges out again gives the same file offsets.
+                let spans: Vec<(u64, u64)> =
+                    ranges.iter().map(|r| (r.start, r.length_bytes)).collect();
+                let laid = lime::layout(&spans).expect("a parsed LiME file lays out");
+                assert_eq!(laid, ranges);
+            }
+        }
+        1 => {
+            for check in [true, false] {
+                if let Ok(segs) = elf_core::load_segments(&body, check) {
+                    if check {
+                        for s in &segs {
+                            assert!(s.file_offset + s.file_bytes <= body.len() as u64);
+                        }
+                    }
+                    if let Ok(map) = PhysMap::from_elf_core(&segs) {
+                        if let Ok(stream) = LimeStream::new(&body, map) {
+                            drain(&stream);
+                        }
+                    }
+                    let ram = [(0u64, 1u64 << 20), (1 << 32, 1 << 20)];
+                    if let Ok((map, missing)) = PhysMap::from_kcore(&segs, &ram) {
+                        let covered: u64 = map.pieces().iter().map(|p| p.length_bytes).sum();
+                        let gaps: u64 = missing.iter().map(|m| m.1).sum();
+                        assert_eq!(covered + gaps, 2 << 20, "kcore map loses or invents RAM");
+                    }
+                }
+            }
+        }
+        _ => {
+            if let Ok(text) = std::str::from_utf8(body) {
+                if let Ok(ram) = iomem::system_ram(text) {
+                    for w in ram.windows(2) {
+                        assert!(w[0].0 + w[0].1 < w[1].0, "ranges not merged and ascending");
+                    }
+                }
+            }
+        }
+    }
+});
