@@ -81,7 +81,10 @@ pub fn collect_live(req: &LiveRequest<'_>) -> Result<LiveOutcome, AcquireError> 
     let text = vestige_live::summary(&snapshot);
     let mut listed = Vec::new();
     let mut outputs = Vec::new();
-    for (name, bytes) in [(LIVE_FILE, json.as_slice()), (SUMMARY_FILE, text.as_bytes())] {
+    for (name, bytes) in [
+        (LIVE_FILE, json.as_slice()),
+        (SUMMARY_FILE, text.as_bytes()),
+    ] {
         let path = item_dir.join(name);
         write_new(&path, bytes).map_err(out_err(&path, "write the snapshot"))?;
         let sha256 = sha256_hex(bytes);
@@ -99,9 +102,13 @@ pub fn collect_live(req: &LiveRequest<'_>) -> Result<LiveOutcome, AcquireError> 
         if validate_file_name(&r.file_name).is_err() {
             // The library names copies pid-N-comm.bin with comm sanitised; anything else
             // would make the item unverifiable, so it is a bug worth stopping for.
-            return Err(out_err(&item_dir.join(&r.file_name), "list a recovered binary")(
-                std::io::Error::new(std::io::ErrorKind::InvalidData, "not a plain file name"),
-            ));
+            return Err(out_err(
+                &item_dir.join(&r.file_name),
+                "list a recovered binary",
+            )(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "not a plain file name",
+            )));
         }
         listed.push(ListedFile {
             name: r.file_name.clone(),
@@ -182,13 +189,19 @@ pub fn collect_live(req: &LiveRequest<'_>) -> Result<LiveOutcome, AcquireError> 
     hashes.insert(format!("{LIVE_FILE} sha256"), json_sha);
     hashes.insert("manifest.json sha256".to_string(), manifest_sha);
     let mut details = BTreeMap::new();
-    details.insert("processes".to_string(), snapshot.processes.len().to_string());
+    details.insert(
+        "processes".to_string(),
+        snapshot.processes.len().to_string(),
+    );
     details.insert("sockets".to_string(), snapshot.sockets.len().to_string());
     details.insert(
         "recovered_binaries".to_string(),
         snapshot.recovered.len().to_string(),
     );
-    details.insert("collect_errors".to_string(), snapshot.errors.len().to_string());
+    details.insert(
+        "collect_errors".to_string(),
+        snapshot.errors.len().to_string(),
+    );
     seal::record_custody(
         req.case,
         CustodyRecord {

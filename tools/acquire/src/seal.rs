@@ -54,10 +54,7 @@ pub fn seal(
     });
     let list = signify::format_checksum_list(&lines);
     let sig = key.sign(list.as_bytes());
-    let comment = format!(
-        "verify with {}",
-        public_key_file.unwrap_or("the case key")
-    );
+    let comment = format!("verify with {}", public_key_file.unwrap_or("the case key"));
     let sig_path = item_dir.join(SIGNATURE_FILE);
     write_new(&sig_path, &signify::embed(&sig, &comment, list.as_bytes())).map_err(out_err(
         &sig_path,

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use vestige_acquire::disk::{acquire_disk, DiskRequest};
 use vestige_acquire::memory::kernel::KernelPaths;
-use vestige_acquire::memory::{acquire_memory, DumpFormat, LiveMethod, MemoryRequest, MemorySource};
+use vestige_acquire::memory::{
+    acquire_memory, DumpFormat, LiveMethod, MemoryRequest, MemorySource,
+};
 use vestige_acquire::pipeline::{PipelineConfig, Progress, StopReason};
 use vestige_evidence::custody::{Case, NewEntry};
 use vestige_evidence::error_chain;

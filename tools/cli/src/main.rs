@@ -8,6 +8,7 @@ mod cmd_case;
 mod cmd_collect;
 mod cmd_export;
 mod cmd_key;
+mod cmd_symbols;
 mod cmd_verify;
 mod exit;
 mod keys;
@@ -39,6 +40,8 @@ enum Command {
     /// Collect volatile state of this running system into a case.
     #[command(subcommand)]
     Collect(cmd_collect::CollectCommand),
+    /// Make a Volatility 3 symbol table (ISF) from a memory item's captured BTF and kallsyms.
+    Symbols(cmd_symbols::SymbolsArgs),
     /// Verify a case or an evidence item: signature, file hashes, every chunk, source hash.
     Verify(cmd_verify::VerifyArgs),
     /// Export evidence to other formats.
@@ -62,6 +65,7 @@ fn main() -> std::process::ExitCode {
         Command::Case(c) => cmd_case::run(c),
         Command::Acquire(c) => cmd_acquire::run(c),
         Command::Collect(c) => cmd_collect::run(c),
+        Command::Symbols(a) => cmd_symbols::run(&a),
         Command::Verify(a) => cmd_verify::run(&a),
         Command::Export(c) => cmd_export::run(c),
     };

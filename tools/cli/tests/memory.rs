@@ -3,7 +3,12 @@
 //! signify and `vestige verify` check; damaged dumps are refused with the file, offset and
 //! field, and leave no item behind. (Live acquisition runs in the QEMU guest tests: this
 //! host has no /proc/kcore.)
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 mod common;
 
@@ -72,7 +77,13 @@ fn lime(segments: &[(u64, &[u8])]) -> Vec<u8> {
     v
 }
 
-fn acquire_memory(from: &Path, case: &Path, item: &str, key: &Path, extra: &[&str]) -> std::process::Output {
+fn acquire_memory(
+    from: &Path,
+    case: &Path,
+    item: &str,
+    key: &Path,
+    extra: &[&str],
+) -> std::process::Output {
     out(vestige()
         .args(["acquire", "memory", "--from"])
         .arg(from)
@@ -91,7 +102,10 @@ fn check_item(case: &Path, item: &str, public: &Path, want: &[u8], method: &str,
     assert_eq!(m["status"], "complete");
     assert_eq!(m["memory"]["method"], method);
     assert_eq!(m["source"]["kind"], "memory_dump_file");
-    assert_eq!(m["memory"]["input_file_sha256"], sha256_file(input).as_str());
+    assert_eq!(
+        m["memory"]["input_file_sha256"],
+        sha256_file(input).as_str()
+    );
     assert_eq!(m["hashes"]["sha256"], sha256(want).as_str());
     assert_eq!(m["acquisition"]["bytes_acquired"], want.len() as u64);
     assert!(m["memory"]["unreadable"].as_array().unwrap().is_empty());
@@ -100,7 +114,10 @@ fn check_item(case: &Path, item: &str, public: &Path, want: &[u8], method: &str,
             .arg("-dc")
             .arg(dir.join("memory.lime.zst")));
         assert!(restored.status.success());
-        assert!(restored.stdout == want, "stock zstd does not restore the LiME file");
+        assert!(
+            restored.stdout == want,
+            "stock zstd does not restore the LiME file"
+        );
     }
     if have("signify-openbsd") {
         let s = out(Command::new("signify-openbsd")
@@ -187,7 +204,11 @@ fn damaged_dumps_are_refused_with_where_and_what() {
     let (sec, _) = new_key(t.path(), "examiner");
     let case = new_case(t.path(), "case");
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("truncated", good[..good.len() - 100].to_vec(), "p_offset/p_filesz"),
+        (
+            "truncated",
+            good[..good.len() - 100].to_vec(),
+            "p_offset/p_filesz",
+        ),
         (
             "huge-phnum",
             {
@@ -219,7 +240,10 @@ fn damaged_dumps_are_refused_with_where_and_what() {
         let (rc, err) = code(&o);
         assert_eq!(rc, 2, "{name}: {err}");
         assert!(err.contains(needle), "{name}: {err}");
-        assert!(err.contains(&f.display().to_string()), "{name} not named: {err}");
+        assert!(
+            err.contains(&f.display().to_string()),
+            "{name} not named: {err}"
+        );
         assert!(!case.join(name).exists(), "{name}: an item was left behind");
     }
 }

@@ -301,13 +301,19 @@ mod tests {
         bad[second + 8..second + 16].copy_from_slice(&10u64.to_le_bytes());
         assert!(matches!(
             read(&bad),
-            Err(LimeError::Field { field: "s_addr", .. })
+            Err(LimeError::Field {
+                field: "s_addr",
+                ..
+            })
         ));
         let mut bad = good.clone();
         bad[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
         assert!(matches!(
             read(&bad),
-            Err(LimeError::Field { field: "e_addr", .. })
+            Err(LimeError::Field {
+                field: "e_addr",
+                ..
+            })
         ));
         for cut in [1, 31, 33, good.len() - 1] {
             assert!(read(&good[..cut]).is_err(), "cut at {cut}");

@@ -31,6 +31,8 @@ pub const TARGETS: &[(&str, usize)] = &[
     ("proc_formats", 16 * 1024),
     // A selector byte, then a LiME file, an ELF core or /proc/iomem text.
     ("memory_formats", 64 * 1024),
+    // Raw BTF (header, types, strings); an ISF is built from what parses.
+    ("btf", 64 * 1024),
 ];
 
 /// libFuzzer's memory limit per process (also its largest single allocation), MiB.

@@ -45,7 +45,37 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("mkfs.exfat", "exfatprogs"),
     ("mkfs.fat", "dosfstools"),
     ("xorriso", "xorriso"),
+    // The suspect VM of the live/memory test runs busybox (static) as its userland.
+    ("busybox", "busybox-static"),
 ];
+
+/// Volatility 3, from PyPI into a venv under target/ (Debian's pip refuses system
+/// installs): the memory test cross-checks our images and ISF with it.
+const VOLATILITY: &str = "volatility3==2.28.2";
+
+/// Installs Volatility 3 into target/vol-venv unless it is there; returns the `vol` path.
+fn ensure_volatility() -> Result<std::path::PathBuf> {
+    let venv = host::root().join("target/vol-venv");
+    let vol = venv.join("bin/vol");
+    if vol.is_file() {
+        return Ok(vol);
+    }
+    if !host::have("pip3")
+        || run(std::process::Command::new("python3").args(["-m", "venv", "--help"])).is_err()
+    {
+        host::apt_install(&["python3-venv", "python3-pip"])?;
+    }
+    run(std::process::Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv))?;
+    run(std::process::Command::new(venv.join("bin/pip")).args([
+        "install",
+        "--quiet",
+        VOLATILITY,
+        "jsonschema",
+    ]))?;
+    Ok(vol)
+}
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -91,9 +121,13 @@ fn test() -> Result<()> {
     let appliance = appliance::build()?;
     host::step("the appliance is reproducible (second build, byte-for-byte comparison)");
     appliance::check_reproducible(&appliance)?;
+    host::step("Volatility 3 for the memory cross-check");
+    let vol = ensure_volatility()?;
     host::step("cargo test (stock tools and QEMU boots required)");
     run(cargo()
         .args(["test", "--workspace"])
-        .env("VESTIGE_REQUIRE_TOOLS", "1"))?;
+        .env("VESTIGE_REQUIRE_TOOLS", "1")
+        .env("VESTIGE_PYTHON", vol.with_file_name("python3"))
+        .env("VESTIGE_VOL", vol))?;
     Ok(())
 }

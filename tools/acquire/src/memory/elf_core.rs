@@ -205,7 +205,7 @@ pub(crate) mod tests {
         f[32..40].copy_from_slice(&64u64.to_le_bytes());
         f[52..54].copy_from_slice(&64u16.to_le_bytes());
         f[54..56].copy_from_slice(&56u16.to_le_bytes());
-        f[56..58].copy_from_slice(&(phnum as u16).to_le_bytes());
+        f[56..58].copy_from_slice(&u16::try_from(phnum).unwrap().to_le_bytes());
         // PT_NOTE first, as QEMU writes it.
         f[64..68].copy_from_slice(&4u32.to_le_bytes());
         for (i, (paddr, data)) in segments.iter().enumerate() {
@@ -239,7 +239,10 @@ pub(crate) mod tests {
         // Truncated data.
         assert!(matches!(
             load_segments(&&f[..f.len() - 1], true),
-            Err(ElfError::Field { field: "p_offset/p_filesz", .. })
+            Err(ElfError::Field {
+                field: "p_offset/p_filesz",
+                ..
+            })
         ));
         assert!(load_segments(&&f[..f.len() - 1], false).is_ok());
         // A huge header count.
@@ -247,7 +250,10 @@ pub(crate) mod tests {
         g[56..58].copy_from_slice(&0xfffeu16.to_le_bytes());
         assert!(matches!(
             load_segments(&g.as_slice(), true),
-            Err(ElfError::Field { field: "e_phoff/e_phnum", .. })
+            Err(ElfError::Field {
+                field: "e_phoff/e_phnum",
+                ..
+            })
         ));
         // Not a core.
         let mut g = f.clone();

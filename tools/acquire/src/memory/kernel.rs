@@ -70,8 +70,7 @@ pub fn kallsyms_has_addresses(text: &[u8]) -> bool {
 pub fn capture(paths: &KernelPaths) -> Captured {
     let mut c = Captured::default();
     let proc_ = &paths.proc_root;
-    let add = |c: &mut Captured, name: &str, path: std::path::PathBuf| match read_capped(&path)
-    {
+    let add = |c: &mut Captured, name: &str, path: std::path::PathBuf| match read_capped(&path) {
         Ok(bytes) => {
             let rel = format!("{KERNEL_FILE_PREFIX}{name}");
             c.record.files.push(rel.clone());
@@ -84,10 +83,10 @@ pub fn capture(paths: &KernelPaths) -> Captured {
     };
     match std::fs::read_to_string(proc_.join("version")) {
         Ok(b) => c.record.banner = b,
-        Err(e) => c
-            .record
-            .problems
-            .push(format!("{}: cannot read: {e}", proc_.join("version").display())),
+        Err(e) => c.record.problems.push(format!(
+            "{}: cannot read: {e}",
+            proc_.join("version").display()
+        )),
     }
     add(&mut c, "version", proc_.join("version"));
     add(&mut c, "cmdline", proc_.join("cmdline"));

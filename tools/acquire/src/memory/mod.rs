@@ -20,9 +20,9 @@ pub mod physmap;
 pub mod stream;
 
 use crate::disk::{check_item_name, AcquireError};
+use crate::host;
 use crate::pipeline::{self, PipelineConfig, Progress, StopReason};
 use crate::seal::{self, CustodyRecord, ListedFile};
-use crate::host;
 use physmap::{PhysMap, Piece};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -36,9 +36,9 @@ use vestige_evidence::error_chain;
 use vestige_evidence::fsutil::{sha256_file, sha256_hex, write_new};
 use vestige_evidence::lime::{self, MEMORY_FILE};
 use vestige_evidence::manifest::{
-    AcquisitionInfo, ByteRange, CaseRef, ChunkDigests, KeyRef, Manifest, MemoryInfo,
-    OutputFile, PhysicalRange, SourceHashes, SourceIdentity, Status, Times, ToolInfo,
-    WriteProtection, MANIFEST_FORMAT,
+    AcquisitionInfo, ByteRange, CaseRef, ChunkDigests, KeyRef, Manifest, MemoryInfo, OutputFile,
+    PhysicalRange, SourceHashes, SourceIdentity, Status, Times, ToolInfo, WriteProtection,
+    MANIFEST_FORMAT,
 };
 use vestige_evidence::read_at::ReadAt;
 use vestige_evidence::signify::SecretKey;
@@ -158,7 +158,10 @@ struct Opened {
     input_sha256: Option<String>,
 }
 
-fn source_err<'a>(path: &'a Path, what: &'static str) -> impl FnOnce(io::Error) -> AcquireError + 'a {
+fn source_err<'a>(
+    path: &'a Path,
+    what: &'static str,
+) -> impl FnOnce(io::Error) -> AcquireError + 'a {
     move |source| {
         AcquireError::Source(crate::source::SourceError::Io {
             path: path.to_path_buf(),
@@ -193,9 +196,7 @@ fn open_live(method: LiveMethod, proc_root: &Path) -> Result<Opened, AcquireErro
         let attempt = match m {
             LiveMethod::Kcore => open_kcore(&proc_root.join("kcore"), &ram),
             LiveMethod::Crash => open_physical(Path::new("/dev/crash"), "crash", &ram),
-            LiveMethod::Mem | LiveMethod::Auto => {
-                open_physical(Path::new("/dev/mem"), "mem", &ram)
-            }
+            LiveMethod::Mem | LiveMethod::Auto => open_physical(Path::new("/dev/mem"), "mem", &ram),
         };
         match attempt {
             Ok(mut o) => {
@@ -221,8 +222,8 @@ fn open_kcore(path: &Path, ram: &[(u64, u64)]) -> Result<Opened, AcquireError> {
         file,
         size: u64::MAX,
     };
-    let segments = elf_core::load_segments(&reader, false)
-        .map_err(|e| invalid(path, error_chain(&e)))?;
+    let segments =
+        elf_core::load_segments(&reader, false).map_err(|e| invalid(path, error_chain(&e)))?;
     let (map, not_captured) =
         PhysMap::from_kcore(&segments, ram).map_err(|e| invalid(path, e.to_string()))?;
     probe(&reader, &map, path)?;
@@ -276,10 +277,7 @@ fn probe(reader: &Positional, map: &PhysMap, path: &Path) -> Result<(), AcquireE
 /// Opens a dump file and maps it by its format.
 fn open_file(path: &Path, format: DumpFormat) -> Result<Opened, AcquireError> {
     let file = File::open(path).map_err(source_err(path, "open it read-only"))?;
-    let size = file
-        .metadata()
-        .map_err(source_err(path, "stat it"))?
-        .len();
+    let size = file.metadata().map_err(source_err(path, "stat it"))?.len();
     let reader = Positional { file, size };
     let mut head = [0u8; 64];
     let n = reader
@@ -299,8 +297,7 @@ fn open_file(path: &Path, format: DumpFormat) -> Result<Opened, AcquireError> {
             (PhysMap::from_elf_core(&segs), "elf_core")
         }
         DumpFormat::Lime => {
-            let ranges =
-                lime::read_ranges(&reader).map_err(|e| invalid(path, error_chain(&e)))?;
+            let ranges = lime::read_ranges(&reader).map_err(|e| invalid(path, error_chain(&e)))?;
             let pieces = ranges
                 .iter()
                 .map(|r| Piece {
@@ -341,9 +338,7 @@ fn stream_ranges(ranges: &[lime::Range], unreadable: &[(u64, u64)]) -> Vec<ByteR
     unreadable
         .iter()
         .filter_map(|&(phys, len)| {
-            let r = ranges
-                .iter()
-                .find(|r| r.start <= phys && phys < r.end())?;
+            let r = ranges.iter().find(|r| r.start <= phys && phys < r.end())?;
             Some(ByteRange {
                 offset_bytes: r.data_offset + (phys - r.start),
                 length_bytes: len,
@@ -535,7 +530,10 @@ pub fn acquire_memory(
     details.insert("source".to_string(), opened.path.display().to_string());
     details.insert("method".to_string(), opened.method.to_string());
     details.insert("status".to_string(), format!("{status:?}").to_lowercase());
-    details.insert("unreadable_ranges".to_string(), unreadable.len().to_string());
+    details.insert(
+        "unreadable_ranges".to_string(),
+        unreadable.len().to_string(),
+    );
     seal::record_custody(
         req.case,
         CustodyRecord {

@@ -226,7 +226,10 @@ mod tests {
         let (map, missing) = PhysMap::from_kcore(&segments, &ram).unwrap();
         // The last page of low RAM has no segment: reported, not invented.
         assert_eq!(missing, vec![(0x9f000, 0x1000)]);
-        assert_eq!(map.spans(), vec![(0x1000, 0x9e000), (0x10_0000, 0x3ff0_0000)]);
+        assert_eq!(
+            map.spans(),
+            vec![(0x1000, 0x9e000), (0x10_0000, 0x3ff0_0000)]
+        );
         let p = map.piece_at(0x180_0000).unwrap();
         assert_eq!(p.file_offset + (0x180_0000 - p.phys), 0x8000_0180_0000);
         assert!(map.piece_at(0x9f000).is_none());

@@ -5,8 +5,8 @@
 //! `main.go`) and the newest schema whose `producer` is optional; it validates against
 //! `volatility3/schemas/schema-6.2.0.json`. Top level: `metadata` (format, producer, and
 //! `linux.symbols`/`linux.types` naming the inputs with their SHA-256), `base_types`,
-//! `user_types`, `enums`, `symbols`. See [`types`](self::types) for type shapes and
-//! [`symbols`](self::symbols) for addresses and the banner.
+//! `user_types`, `enums`, `symbols`. See [`types`] for type shapes and
+//! [`symbols`] for addresses and the banner.
 //!
 //! A member or type that cannot be described (hostile BTF) is left out and listed in
 //! [`BuildReport::skipped_members`]; a bad kallsyms line in
@@ -36,7 +36,7 @@ pub const FORMAT_VERSION: &str = "6.2.0";
 /// (`verify_table_versions` in linux.kmsg and linux.hidden_modules) leave it alone.
 pub const PRODUCER_NAME: &str = "vestige-symbols";
 
-/// How kallsyms addresses become link-time addresses (see [`symbols`](self::symbols)).
+/// How kallsyms addresses become link-time addresses (see [`symbols`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Relocation {
     /// x86-64 kernel: the kernel offset is runtime `_text` minus

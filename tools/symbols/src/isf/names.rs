@@ -3,10 +3,22 @@
 //!
 //! ISF has no typedefs and no anonymous types: every aggregate is a named entry. Named
 //! types keep their C tag. An anonymous struct or union that a typedef names directly
-//! (`typedef struct { int counter; } atomic_t;`) takes the typedef's name, as dwarf2json
-//! does (`main.go`, the `TagTypedef` case), so Volatility code that asks for `atomic_t`
-//! finds it. Other anonymous types get `unnamed_<kind>_<btf id>`: unique within one
-//! kernel, which is all ISF needs (dwarf2json hashes the definition instead).
+//! (`typedef struct { int counter; } atomic_t;`) takes the typedef's name, so Volatility
+//! code that asks for `atomic_t` finds it. Other anonymous types get
+//! `unnamed_<kind>_<btf id>`: unique within one kernel, which is all ISF needs
+//! (dwarf2json hashes the definition instead).
+//!
+//! A typedef that directly names a struct or union of another name (`typedef struct
+//! spinlock spinlock_t;`) also becomes an *alias*: a user type of its own with the
+//! target's layout, as dwarf2json emits one, so `get_type("spinlock_t")` works. Members
+//! still refer to the tag (`spinlock`), unlike dwarf2json (whose `typeName` takes every
+//! typedef of a struct for a name, as Go's `dwarf.StructType` never carries a `Name`):
+//! Volatility binds its classes by tag and picks implementations by type name, e.g.
+//! `kernel_cap_struct` for kernels before 6.3 and `kernel_cap_t` (then anonymous) after.
+//! Referring by typedef, as dwarf2json does, makes `linux.capabilities` fail on a Debian
+//! 6.1 image ("Unsupported kernel capabilities implementation"); by tag it works. The
+//! first typedef of a name wins; a name already used by a struct or union tag is never
+//! reused.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -17,6 +29,8 @@ use crate::btf::{Btf, BtfType, TypeId};
 #[derive(Debug)]
 pub(crate) struct Names<'a> {
     by_id: Vec<Option<Cow<'a, str>>>,
+    /// Typedefs that are user types of their own, in id order.
+    aliases: Vec<(TypeId, &'a str)>,
 }
 
 impl<'a> Names<'a> {
@@ -43,21 +57,26 @@ impl<'a> Names<'a> {
             })
             .collect();
 
-        for (_, ty) in btf.iter() {
+        let mut aliases = Vec::new();
+        for (id, ty) in btf.iter() {
             let BtfType::Typedef { name, target } = ty else {
                 continue;
             };
-            let Ok(index) = usize::try_from(target.0) else {
+            let (Some(BtfType::Struct(c) | BtfType::Union(c)), Ok(index)) =
+                (btf.get(*target), usize::try_from(target.0))
+            else {
                 continue;
             };
-            let anonymous_aggregate = matches!(
-                btf.get(*target),
-                Some(BtfType::Struct(c) | BtfType::Union(c)) if c.name.is_empty()
-            );
-            if let Some(slot @ None) = by_id.get_mut(index) {
-                if anonymous_aggregate && !name.is_empty() && taken.insert(name) {
-                    *slot = Some(Cow::Borrowed(*name));
-                }
+            let Some(slot) = by_id.get_mut(index) else {
+                continue;
+            };
+            if name.is_empty() || slot.as_deref() == Some(*name) || !taken.insert(*name) {
+                continue;
+            }
+            if c.name.is_empty() && slot.is_none() {
+                *slot = Some(Cow::Borrowed(*name));
+            } else {
+                aliases.push((id, *name));
             }
         }
 
@@ -81,7 +100,12 @@ impl<'a> Names<'a> {
             }
             *slot = Some(Cow::Owned(name));
         }
-        Names { by_id }
+        Names { by_id, aliases }
+    }
+
+    /// Every alias: typedef id and name.
+    pub(crate) fn aliases(&self) -> impl Iterator<Item = (TypeId, &'a str)> + '_ {
+        self.aliases.iter().copied()
     }
 
     /// The ISF name of `id`, if it is a kind ISF names.

@@ -11,7 +11,9 @@
 //! from every symbol of the kernel image: from runtime `_text` up to the module area at
 //! `0xffffffffc0000000`. Per-CPU offsets (small absolute values) and anything below
 //! `_text` are not relocated by the kernel and are kept. Module symbols are dropped: an
-//! ISF describes vmlinux only.
+//! ISF describes vmlinux only. Checked on Debian's 6.1.0-48-amd64 under QEMU: VMCOREINFO's
+//! `KERNELOFFSET` equalled runtime `_text` - [`X86_64_LINK_TEXT`], the ISFs of two boots
+//! with different offsets were identical, and `vol linux.pslist` listed the tasks.
 //!
 //! **Banner.** Volatility picks an ISF by `symbols.linux_banner.constant_data`
 //! (`automagic/symbol_cache.py`, `LinuxIdentifier.get_identifier`) and scans memory for
@@ -93,7 +95,7 @@ const KNOWN: &[(&str, Known)] = &[
         "registered_fb",
         Known::ArrayOfPointerToStruct("fb_info", 32),
     ),
-    ("idt_table", Known::ArrayOfStruct("gate_struct", 256)),
+    ("idt_table", Known::ArrayOfStruct("gate_desc", 256)),
     ("kallsyms_num_syms", Known::Base("unsigned int")),
     // kernel/time/timekeeping.c: static struct { seqcount_raw_spinlock_t seq; struct
     // timekeeper timekeeper; } tk_core; gives process creation times.
@@ -137,6 +139,7 @@ pub(crate) fn build(
     }
 
     let per_cpu = per_cpu_types(conv);
+    let per_cpu_start = chosen.get("__per_cpu_start").map(|s| s.address);
     let mut out = Map::new();
     for (name, s) in &chosen {
         let address = if (text..MODULES_START).contains(&s.address) {
@@ -144,9 +147,16 @@ pub(crate) fn build(
         } else {
             s.address
         };
+        // Static names repeat: a per-CPU variable's type fits only the symbol at its
+        // offset, absolute (x86-64 up to 6.14) or from `__per_cpu_start`.
         let ty = per_cpu
             .get(*name)
-            .cloned()
+            .filter(|(var_offset, _)| {
+                s.address == *var_offset
+                    || per_cpu_start.and_then(|start| s.address.checked_sub(start))
+                        == Some(*var_offset)
+            })
+            .map(|(_, desc)| desc.clone())
             .or_else(|| known_type(name, conv, user_types, base_types));
         if ty.is_some() {
             report.typed_symbols = report.typed_symbols.saturating_add(1);
@@ -197,13 +207,24 @@ fn kernel_offset(text: u64, relocation: Relocation) -> Result<u64, SymbolsError>
     }
 }
 
-/// Types of the variables BTF does describe (`VAR` records: per-CPU variables).
-fn per_cpu_types(conv: &Converter<'_, '_>) -> HashMap<String, Value> {
+/// The variables BTF does describe: `VAR`s placed in the `.data..percpu` `DATASEC`, by
+/// name, with their offset in that section and their type.
+fn per_cpu_types<'a>(conv: &Converter<'_, 'a>) -> HashMap<&'a str, (u64, Value)> {
     let mut out = HashMap::new();
     for (_, ty) in conv.btf.iter() {
-        if let BtfType::Var { name, target, .. } = ty {
-            if let Ok(desc) = conv.describe(*target) {
-                out.entry((*name).to_owned()).or_insert(desc);
+        let BtfType::Datasec {
+            name: ".data..percpu",
+            vars,
+            ..
+        } = ty
+        else {
+            continue;
+        };
+        for v in vars {
+            if let Some(BtfType::Var { name, target, .. }) = conv.btf.get(v.type_id) {
+                if let Ok(desc) = conv.describe(*target) {
+                    out.entry(*name).or_insert((u64::from(v.offset), desc));
+                }
             }
         }
     }

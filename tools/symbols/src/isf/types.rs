@@ -2,14 +2,21 @@
 //!
 //! The ISF shapes follow what dwarf2json emits (`main.go`: `typeName`, `addStruct`,
 //! `newBasetype`) and what Volatility's `intermed.py` (`Version8Format`, format 6.2.0)
-//! reads: typedefs and qualifiers vanish into their target; pointers and arrays nest a
-//! `subtype`; aggregates and enums are referenced by name; functions are
+//! reads: qualifiers and typedefs vanish into their target (typedefs of structs also
+//! get user types of their own: see the private `names` module); pointers and arrays
+//! nest a `subtype`; aggregates and enums are referenced by name; functions are
 //! `{"kind": "function"}`; a bitfield wraps its integer or enum type with `bit_position`
 //! and `bit_length`; an anonymous struct or union member is a field
 //! `unnamed_field_<n>` with `"anonymous": true`, which Volatility flattens into its parent.
 //!
 //! Walks through typedefs, qualifiers, pointers and arrays stop after [`MAX_DEPTH`] links:
 //! hostile BTF can loop (a typedef naming itself), real kernels need a handful.
+//!
+//! Known differences from dwarf2json on the same kernel (Debian 6.1, compared field by
+//! field): members declared with a typedef of a named struct refer to the struct's tag;
+//! BTF flattens multi-dimensional arrays (`u32 a[6][18]` is one array of 108);
+//! where two different structs share a tag the first wins here, the last in dwarf2json;
+//! `char` is unsigned because pahole drops its signedness.
 
 use serde_json::{json, Map, Value};
 
@@ -219,27 +226,40 @@ impl Converter<'_, '_> {
         out
     }
 
-    /// `user_types`: every struct and union (the first of a name wins). Members that
-    /// cannot be described are left out and reported in `skipped`.
+    /// `user_types`: every struct and union (the first of a name wins), then every typedef
+    /// alias (see the `names` module) with its target's layout. Members that cannot be
+    /// described are left out and reported in `skipped`.
     pub(crate) fn user_types(&self, skipped: &mut Vec<TypeError>) -> Map<String, Value> {
         let mut out = Map::new();
-        for (id, ty) in self.btf.iter() {
-            let (kind, composite) = match ty {
-                BtfType::Struct(c) => ("struct", c),
-                BtfType::Union(c) => ("union", c),
-                _ => continue,
-            };
+        for (id, _) in self.btf.iter() {
             let name = self.name(id);
-            if out.contains_key(name) {
-                continue;
+            if !out.contains_key(name) {
+                if let Some(entry) = self.user_type(id, skipped) {
+                    out.insert(name.to_owned(), entry);
+                }
             }
-            let fields = self.fields(id, composite, skipped);
-            out.insert(
-                name.to_owned(),
-                json!({"kind": kind, "size": composite.size_bytes, "fields": fields}),
-            );
+        }
+        for (typedef, alias) in self.names.aliases() {
+            let Ok((target, _)) = self.strip(typedef) else {
+                continue;
+            };
+            // Members were reported with the target already.
+            if let Some(entry) = self.user_type(target, &mut Vec::new()) {
+                out.entry(alias).or_insert(entry);
+            }
         }
         out
+    }
+
+    /// The user type entry of struct or union `id`; `None` for other kinds.
+    fn user_type(&self, id: TypeId, skipped: &mut Vec<TypeError>) -> Option<Value> {
+        let (kind, composite) = match self.btf.get(id)? {
+            BtfType::Struct(c) => ("struct", c),
+            BtfType::Union(c) => ("union", c),
+            _ => return None,
+        };
+        let fields = self.fields(id, composite, skipped);
+        Some(json!({"kind": kind, "size": composite.size_bytes, "fields": fields}))
     }
 
     fn fields(
@@ -317,7 +337,8 @@ impl Converter<'_, '_> {
                 }
             };
             // Byte-granular like dwarf2json: Volatility reads the storage type at
-            // `offset` and takes `bit_length` bits from `bit_position` up.
+            // `offset` and takes `bit_length` bits from `bit_position` up. BTF counts
+            // bits in memory order, which is that only on little-endian kernels.
             return Ok(Some(json!({
                 "offset": bit_offset / 8,
                 "type": {

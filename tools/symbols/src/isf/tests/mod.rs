@@ -104,6 +104,24 @@ pub(crate) fn kernel_btf() -> Vec<u8> {
     b.struct_("files_struct", 8, &[("count", atomic, 0)]);
     b.decl_tag("kfunc", task, -1);
     let _ = uchar;
+    // Typedefs of named structs are aliases; so is the second typedef of one
+    // (deduplicated) empty anonymous struct.
+    let spinlock = b.struct_("spinlock", 4, &[("val", uint, 0)]);
+    let spinlock_t = b.typedef("spinlock_t", spinlock);
+    let empty = b.struct_("", 0, &[]);
+    let map_p = b.typedef("lockdep_map_p", empty);
+    let tracker = b.typedef("netdevice_tracker", empty);
+    let clash = b.typedef("spinlock", spinlock); // same name as the tag: no alias
+    b.struct_(
+        "net_device",
+        8,
+        &[
+            ("lock", spinlock_t, 0),
+            ("map", map_p, 32),
+            ("tracker", tracker, 32),
+            ("raw", clash, 32),
+        ],
+    );
     b.finish()
 }
 
@@ -210,6 +228,27 @@ fn anonymous_members_and_typedef_named_structs() {
         field(&json, "files_struct", "count")["type"],
         json!({"kind": "struct", "name": "atomic_t"})
     );
+}
+
+#[test]
+fn typedefs_of_structs_are_aliases_but_members_use_tags() {
+    let json = isf().json;
+    let ty = |f: &str| field(&json, "net_device", f)["type"].clone();
+    assert_eq!(ty("lock"), json!({"kind": "struct", "name": "spinlock"}));
+    assert_eq!(ty("raw"), json!({"kind": "struct", "name": "spinlock"}));
+    // The anonymous struct is named after its first typedef.
+    assert_eq!(
+        ty("map"),
+        json!({"kind": "struct", "name": "lockdep_map_p"})
+    );
+    assert_eq!(
+        ty("tracker"),
+        json!({"kind": "struct", "name": "lockdep_map_p"})
+    );
+    let user = &json["user_types"];
+    assert_eq!(user["spinlock_t"], user["spinlock"]);
+    assert_eq!(user["netdevice_tracker"], user["lockdep_map_p"]);
+    assert_eq!(user["netdevice_tracker"]["size"], 0);
 }
 
 #[test]

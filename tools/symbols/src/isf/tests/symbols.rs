@@ -27,7 +27,23 @@ fn symbols_are_link_time_and_typed() {
         json!({"kind": "base", "name": "void"})
     );
     assert_eq!(sym["init_top_pgt"]["address"], 0xffff_ffff_81e0_0000u64);
-    // Per-CPU offsets are not relocated; their type comes from BTF's VAR.
+    // Per-CPU offsets are not relocated; their type comes from BTF's VAR, but only for
+    // the symbol at the VAR's offset (static names repeat).
+    let elsewhere = KALLSYMS.replace(
+        "0000000000020000 D runqueues",
+        "ffffffff85040000 d runqueues",
+    );
+    let other = build(
+        &kernel_btf(),
+        &elsewhere,
+        &identity(),
+        &IsfOptions::default(),
+    )
+    .expect("builds");
+    assert_eq!(
+        other.json["symbols"]["runqueues"]["type"],
+        json!({"kind": "base", "name": "void"})
+    );
     assert_eq!(
         sym["runqueues"],
         json!({"address": 0x20000, "type": {"kind": "struct", "name": "rq"}})

@@ -1,0 +1,433 @@
+//! A suspect Linux VM with known activity: a web server listening on port 8080 and a
+//! process whose binary was deleted (`/tmp/.hidden/sleep`). Inside it, `vestige collect
+//! live` and `vestige acquire memory` (from /proc/kcore) write signed items to an evidence
+//! disk; meanwhile the host takes a QMP `dump-guest-memory` of the same VM and converts it
+//! with `vestige acquire memory --from`. Checked from the host: both items verify, the
+//! live snapshot names the listener and the deleted binary (its recovered copy hashes like
+//! the original), the kcore LiME and the converted dump hold the kernel banner at a common
+//! physical address, and, when Volatility 3 is installed, `linux.pslist` with the ISF that
+//! `vestige symbols` makes from the captured BTF and kallsyms lists both processes.
+//!
+//! The VM is Debian's kernel with the appliance's initramfs, its /init replaced by a
+//! busybox script (busybox-static). Skips (passes with a note) when a tool is missing,
+//! unless VESTIGE_REQUIRE_TOOLS=1.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+use vestige_evidence::lime;
+use vestige_evidence::manifest::{Manifest, MANIFEST_FILE};
+use vestige_evidence::verify::{verify_item, Verdict};
+use vestige_qemu_tests::appliance::{missing_tools, tools_required, workspace_root, Appliance};
+use vestige_qemu_tests::disk::sha256_file;
+use vestige_qemu_tests::evidence::extract_ext4;
+use vestige_qemu_tests::files::keep_dir;
+use vestige_qemu_tests::qmp::{json_string, Qmp};
+use vestige_qemu_tests::vm::{self, Accel, Boot, Bus, Drive, Live};
+
+const BUSYBOX: &str = "/bin/busybox";
+const GUEST_MIB: u32 = 512;
+const READY_FOR_DUMP: &str = "VESTIGE-TEST: ready-for-dump";
+const DONE: &str = "VESTIGE-TEST: done";
+
+/// The suspect's /init: plant the activity, collect, acquire, wait for the host's dump.
+const INIT: &str = r#"#!/bin/busybox sh
+B=/bin/busybox
+$B mkdir -p /proc /sys /dev /mnt /run /tmp
+$B mount -t proc proc /proc
+$B mount -t sysfs sys /sys
+$B mount -t devtmpfs dev /dev
+for m in virtio_pci virtio_blk crc32c_generic ext4; do $B modprobe $m || echo "modprobe $m failed"; done
+n=0; while [ ! -b /dev/vda ] && [ $n -lt 50 ]; do $B sleep 0.2; n=$((n+1)); done
+$B mount -t ext4 /dev/vda /mnt || echo "VESTIGE-TEST: evidence mount failed"
+$B ifconfig lo 127.0.0.1 up
+$B mkdir -p /srv && echo hello > /srv/index.html
+$B httpd -p 8080 -f -h /srv &
+$B mkdir -p /tmp/.hidden && $B cp /bin/busybox /tmp/.hidden/sleep
+/tmp/.hidden/sleep 86400 &
+$B sleep 1
+$B rm /tmp/.hidden/sleep
+/bin/vestige key generate /run/k >/dev/null
+/bin/vestige case init /mnt/case --case-id LIVE-1 --examiner "QEMU Test" >/dev/null
+/bin/vestige collect live --case /mnt/case --item live --key /run/k.sec > /mnt/collect.json 2> /mnt/collect.log
+echo "VESTIGE-TEST: collect exit $?"
+/bin/vestige acquire memory --case /mnt/case --item mem --key /run/k.sec > /mnt/memory.json 2> /mnt/memory.log
+echo "VESTIGE-TEST: memory exit $?"
+$B cp /run/k.pub /mnt/case/examiner.pub
+echo "VESTIGE-TEST: ready-for-dump"
+read line
+echo "VESTIGE-TEST: done"
+$B sync
+$B umount /mnt
+$B poweroff -f
+"#;
+
+fn prerequisites() -> Option<Appliance> {
+    let missing = missing_tools(&[vm::QEMU, "cpio", "zstd", "mkfs.ext4", "debugfs"]);
+    let busybox = Path::new(BUSYBOX).is_file();
+    let appliance = Appliance::find();
+    let why = match (&appliance, missing.is_empty(), busybox) {
+        (Ok(_), true, true) => return appliance.ok(),
+        (_, _, false) => format!("{BUSYBOX} missing (apt-get install busybox-static)"),
+        (Ok(_), false, _) => format!("missing tools: {}", missing.join(", ")),
+        (Err(e), _, _) => e.to_string(),
+    };
+    assert!(!tools_required(), "VESTIGE_REQUIRE_TOOLS=1: {why}");
+    eprintln!("note: skipping the live memory test: {why}");
+    None
+}
+
+fn run(cmd: &mut Command) -> std::process::Output {
+    let o = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        o.status.success(),
+        "{cmd:?}: {}\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+/// The appliance initramfs (decompressed) followed by an overlay cpio with the script.
+fn suspect_initrd(app: &Appliance, dir: &Path) -> PathBuf {
+    let overlay = dir.join("overlay");
+    std::fs::create_dir_all(overlay.join("bin")).unwrap();
+    std::fs::copy(BUSYBOX, overlay.join("bin/busybox")).unwrap();
+    std::fs::write(overlay.join("init"), INIT).unwrap();
+    run(Command::new("chmod").arg("755").arg(overlay.join("init")));
+    let cpio = run(Command::new("sh")
+        .arg("-c")
+        .arg("find . | LC_ALL=C sort | cpio -o -H newc --quiet")
+        .current_dir(&overlay));
+    let base = run(Command::new("zstd").arg("-dc").arg(&app.initrd));
+    let mut initrd = base.stdout;
+    initrd.extend_from_slice(&cpio.stdout);
+    let path = dir.join("suspect-initrd.img");
+    std::fs::write(&path, initrd).unwrap();
+    path
+}
+
+/// Waits for the guest to finish, dumps its memory over QMP, lets it power off.
+fn dump_when_ready(live: &Live, dump: &Path) -> Result<(), String> {
+    live.wait_for_line(READY_FOR_DUMP, Duration::from_secs(900))
+        .ok_or_else(|| format!("no \"{READY_FOR_DUMP}\" (or QEMU ended)"))?;
+    let socket = live.qmp_socket().ok_or("no QMP socket")?;
+    let mut qmp = Qmp::connect(socket, Duration::from_secs(10)).map_err(|e| e.to_string())?;
+    let args = format!(
+        r#"{{"paging":false,"protocol":{}}}"#,
+        json_string(&format!("file:{}", dump.display()))
+    );
+    qmp.execute("dump-guest-memory", &args)
+        .map_err(|e| e.to_string())?;
+    live.send_line("go").map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// The physical addresses of `needle` in a LiME file (at most 256).
+fn find_physical(lime_bytes: &[u8], needle: &[u8]) -> Vec<u64> {
+    let mut out = Vec::new();
+    for r in lime::read_ranges(&lime_bytes).unwrap() {
+        let data = &lime_bytes[r.data_offset as usize..(r.data_offset + r.length_bytes) as usize];
+        out.extend(
+            data.windows(needle.len())
+                .enumerate()
+                .filter(|(_, w)| *w == needle)
+                .map(|(i, _)| r.start + i as u64)
+                .take(256),
+        );
+    }
+    out
+}
+
+fn verified(item: &Path) -> Manifest {
+    let report = verify_item(item, None, 2, None);
+    assert_eq!(
+        report.verdict,
+        Verdict::Verified,
+        "{}: {:?}",
+        item.display(),
+        report.problems
+    );
+    serde_json::from_slice(&std::fs::read(item.join(MANIFEST_FILE)).unwrap()).unwrap()
+}
+
+fn vestige_bin() -> PathBuf {
+    workspace_root().join("target/debug/vestige")
+}
+
+#[test]
+fn live_state_and_memory_of_a_suspect_vm() {
+    let Some(app) = prerequisites() else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let initrd = suspect_initrd(&app, dir);
+    let evidence = dir.join("evidence.raw");
+    run(Command::new("truncate")
+        .arg("-s")
+        .arg("1536M")
+        .arg(&evidence));
+    run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&evidence));
+    let dump = dir.join("guest.core");
+    let socket = dir.join("qmp.sock");
+    let boot = Boot {
+        kernel: app.kernel.clone(),
+        initrd,
+        cmdline: "console=ttyS0 panic=-1 quiet".to_string(),
+        drives: vec![Drive {
+            path: evidence.clone(),
+            bus: Bus::Virtio,
+            read_only: false,
+        }],
+        memory_mib: GUEST_MIB,
+        cpus: 2,
+        timeout: Duration::from_secs(1200),
+        accel: Accel::detect(),
+    };
+    let log = keep_dir("live_memory").join("console.log");
+    let (outcome, scripted) = boot
+        .run_interactive(&log, Some(&socket), |live| dump_when_ready(live, &dump))
+        .unwrap();
+    let context = || format!("console ({}):\n{}", log.display(), outcome.tail(40));
+    scripted.unwrap_or_else(|e| panic!("{e}; {}", context()));
+    assert!(outcome.powered_off(), "did not power off; {}", context());
+    assert!(outcome.line_containing(DONE).is_some(), "{}", context());
+    assert!(
+        outcome.line_containing("collect exit 0").is_some(),
+        "{}",
+        context()
+    );
+    assert!(
+        outcome.line_containing("memory exit 0").is_some(),
+        "{}",
+        context()
+    );
+
+    let out = dir.join("extracted");
+    extract_ext4(&evidence, 0, &out).unwrap();
+    let case = out.join("case");
+
+    // The live snapshot.
+    let m = verified(&case.join("live"));
+    assert_eq!(m.source.kind, "live_system");
+    let snap: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(case.join("live/live.json")).unwrap()).unwrap();
+    let procs = snap["processes"].as_array().unwrap();
+    let httpd = procs
+        .iter()
+        .find(|p| p["cmdline"].to_string().contains("httpd"))
+        .unwrap_or_else(|| panic!("no httpd process in the snapshot"));
+    let listener = snap["sockets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["local_port"] == 8080 && s["state"] == "LISTEN")
+        .expect("no LISTEN socket on port 8080");
+    assert!(
+        listener["owners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["pid"] == httpd["pid"]),
+        "port 8080 not mapped to httpd: {listener}"
+    );
+    let hidden = procs
+        .iter()
+        .find(|p| {
+            p["exe"]
+                .as_str()
+                .is_some_and(|e| e.contains("/tmp/.hidden/sleep"))
+        })
+        .expect("no process running /tmp/.hidden/sleep");
+    assert_eq!(hidden["exe_deleted"], true, "{hidden}");
+    let recovered = snap["recovered"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["pid"] == hidden["pid"])
+        .expect("the deleted binary was not recovered");
+    let copy = case
+        .join("live")
+        .join(recovered["file_name"].as_str().unwrap());
+    assert_eq!(
+        sha256_file(&copy).unwrap(),
+        sha256_file(Path::new(BUSYBOX)).unwrap()
+    );
+
+    // The memory image from /proc/kcore.
+    let m = verified(&case.join("mem"));
+    let mem = m.memory.clone().expect("no memory section");
+    assert_eq!(mem.method, "kcore", "{:?}", mem.fallbacks);
+    let kernel = mem.kernel.clone().expect("no kernel capture");
+    assert!(kernel.kallsyms_addresses, "{:?}", kernel.problems);
+    for f in [
+        "kernel.kallsyms",
+        "kernel.btf",
+        "kernel.version",
+        "kernel.iomem",
+    ] {
+        assert!(
+            kernel.files.iter().any(|k| k == f),
+            "{f} not captured: {kernel:?}"
+        );
+    }
+    eprintln!(
+        "kcore: {} ranges, {} unreadable, {} not captured, {} bytes; times {} .. {}",
+        mem.ranges.len(),
+        mem.unreadable.len(),
+        mem.not_captured.len(),
+        m.acquisition.bytes_acquired,
+        m.times.started_utc,
+        m.times.finished_utc
+    );
+    let kcore_lime = run(Command::new("zstd")
+        .arg("-dc")
+        .arg(case.join("mem/memory.lime.zst")))
+    .stdout;
+    assert_eq!(
+        vestige_evidence::fsutil::sha256_hex(&kcore_lime),
+        m.hashes.sha256
+    );
+
+    // The hypervisor's view of the same memory, converted on the host.
+    let host_case = dir.join("host-case");
+    run(Command::new(vestige_bin())
+        .args(["case", "init"])
+        .arg(&host_case)
+        .args(["--case-id", "LIVE-1-HOST", "--examiner", "QEMU Test"]));
+    let o = Command::new(vestige_bin())
+        .args(["acquire", "memory", "--from"])
+        .arg(&dump)
+        .arg("--case")
+        .arg(&host_case)
+        .args(["--item", "qmp-dump"])
+        .env("VESTIGE_KEY_DIR", dir.join("keys"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let dm = verified(&host_case.join("qmp-dump"));
+    assert_eq!(dm.memory.as_ref().unwrap().method, "elf_core");
+    let dump_lime = run(Command::new("zstd")
+        .arg("-dc")
+        .arg(host_case.join("qmp-dump/memory.lime.zst")))
+    .stdout;
+    let banner = kernel.banner.trim_end().as_bytes().to_vec();
+    // The banner is in memory several times (the kernel's rodata, page cache, buffers);
+    // the kernel's own copy does not move, so both images hold it at the same address.
+    let in_kcore = find_physical(&kcore_lime, &banner);
+    let in_dump = find_physical(&dump_lime, &banner);
+    let common: Vec<u64> = in_kcore
+        .iter()
+        .copied()
+        .filter(|a| in_dump.contains(a))
+        .collect();
+    assert!(
+        !common.is_empty(),
+        "no common physical address of the kernel banner: kcore {in_kcore:x?}, dump {in_dump:x?}"
+    );
+    eprintln!(
+        "kernel banner at physical {common:x?} in both images (kcore {} copies, dump {})",
+        in_kcore.len(),
+        in_dump.len()
+    );
+
+    let pid = |p: &serde_json::Value| p["pid"].as_u64().unwrap();
+    volatility_pslist(
+        dir,
+        &case,
+        &kcore_lime,
+        &dump_lime,
+        &[(pid(httpd), "busybox"), (pid(hidden), "sleep")],
+    );
+}
+
+/// (pid, comm) rows of Volatility's pretty pslist output.
+fn pslist_rows(text: &str) -> Vec<(u64, String)> {
+    text.lines()
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split('|').map(str::trim).collect();
+            Some((cols.get(2)?.parse().ok()?, cols.get(5)?.to_string()))
+        })
+        .collect()
+}
+
+/// With Volatility 3 installed, pslist on both images with the ISF made from the capture
+/// must list the `expected` (pid, comm) processes the live snapshot found.
+fn volatility_pslist(
+    dir: &Path,
+    case: &Path,
+    kcore_lime: &[u8],
+    dump_lime: &[u8],
+    expected: &[(u64, &str)],
+) {
+    // `cargo xtask test` installs it into a venv and names it in VESTIGE_VOL.
+    let vol = std::env::var_os("VESTIGE_VOL").unwrap_or_else(|| "vol".into());
+    let have_vol = Command::new(&vol)
+        .arg("-h")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have_vol {
+        assert!(
+            !tools_required(),
+            "VESTIGE_REQUIRE_TOOLS=1: vol (volatility3) missing"
+        );
+        eprintln!("note: volatility3 missing: pslist cross-check skipped");
+        return;
+    }
+    // Volatility caches which symbol file matches which banner; a cache from an earlier
+    // run with a rewritten ISF makes it skip the table ("symbol_table_name" unmet), so
+    // each run gets its own cache, and no network lookups.
+    let cache = dir.join("vol-cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    // Kept for a look after a failure: the images and the ISF.
+    let keep = keep_dir("live_memory");
+    let symbols = keep.join("symbols");
+    let _ = std::fs::remove_dir_all(&symbols);
+    run(Command::new(vestige_bin())
+        .args(["symbols", "--item"])
+        .arg(case.join("mem"))
+        .arg("--out")
+        .arg(symbols.join("linux")));
+    for (name, bytes) in [("kcore.lime", kcore_lime), ("dump.lime", dump_lime)] {
+        let image = keep.join(name);
+        std::fs::write(&image, bytes).unwrap();
+        let o = run(Command::new(&vol)
+            .arg("--offline")
+            .arg("--cache-path")
+            .arg(&cache)
+            .arg("-r")
+            .arg("pretty")
+            .arg("-q")
+            .arg("-s")
+            .arg(&symbols)
+            .arg("-f")
+            .arg(&image)
+            .arg("linux.pslist"));
+        let text = String::from_utf8_lossy(&o.stdout);
+        std::fs::write(
+            keep_dir("live_memory").join(format!("{name}.pslist.txt")),
+            &*text,
+        )
+        .unwrap();
+        let rows = pslist_rows(&text);
+        for (pid, comm) in expected {
+            assert!(
+                rows.iter().any(|(p, c)| p == pid && c == comm),
+                "{name}: pid {pid} ({comm}) not in Volatility's pslist ({} rows):\n{text}\n{}",
+                rows.len(),
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        eprintln!(
+            "{name}: Volatility pslist lists {} processes, among them {expected:?}",
+            rows.len()
+        );
+    }
+}

@@ -1,0 +1,76 @@
+//! `vestige symbols`: a Volatility 3 symbol table (ISF JSON) for the kernel of a memory
+//! item, made from the BTF and kallsyms captured with the memory, so `vol -s DIR -f
+//! memory.lime linux.pslist` works without debug packages or dwarf2json.
+
+use crate::exit::Exit;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use std::path::PathBuf;
+use vestige_evidence::fsutil::{read_capped, sha256_hex, write_new};
+use vestige_evidence::verify::{verify_item, Verdict};
+use vestige_symbols::{generate_isf, KernelIdentity};
+
+/// BTF of a large kernel is ~10 MiB and kallsyms a few MiB; more is not a kernel's.
+const MAX_INPUT_BYTES: u64 = 256 << 20;
+
+#[derive(Debug, Args)]
+pub struct SymbolsArgs {
+    /// A memory item (from `vestige acquire memory`) holding kernel.btf, kernel.kallsyms
+    /// and kernel.version. It is verified first.
+    #[arg(long)]
+    pub item: PathBuf,
+    /// The directory to write `<release>.json` into (give Volatility its parent with -s,
+    /// or this directory itself).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Use an item that does not verify (the ISF then says nothing trustworthy).
+    #[arg(long)]
+    pub no_verify: bool,
+}
+
+pub fn run(a: &SymbolsArgs) -> Result<Exit> {
+    if !a.no_verify {
+        let report = verify_item(&a.item, None, 2, None);
+        if !matches!(
+            report.verdict,
+            Verdict::Verified | Verdict::VerifiedIncomplete
+        ) {
+            bail!(
+                "{} does not verify ({}); refusing to derive symbols from it (--no-verify to force)",
+                a.item.display(),
+                report.problems.join("; ")
+            );
+        }
+    }
+    let read = |name: &str| {
+        let p = a.item.join(name);
+        read_capped(&p, MAX_INPUT_BYTES).with_context(|| format!("reading {}", p.display()))
+    };
+    let btf = read("kernel.btf")?;
+    let kallsyms = String::from_utf8_lossy(&read("kernel.kallsyms")?).into_owned();
+    let banner = String::from_utf8_lossy(&read("kernel.version")?).into_owned();
+    let release = banner
+        .strip_prefix("Linux version ")
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_default()
+        .to_string();
+    let identity = KernelIdentity { banner, release };
+    identity.check()?;
+    let isf = generate_isf(&btf, &kallsyms, &identity)
+        .with_context(|| format!("building the ISF from {}", a.item.display()))?;
+    let json = serde_json::to_vec(&isf)?;
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let path = a.out.join(format!("{}.json", identity.release));
+    write_new(&path, &json).with_context(|| format!("writing {}", path.display()))?;
+    println!(
+        "{}",
+        serde_json::json!({
+            "isf": path.display().to_string(),
+            "sha256": sha256_hex(&json),
+            "release": identity.release,
+            "btf_sha256": sha256_hex(&btf),
+        })
+    );
+    eprintln!("wrote {} ({} bytes)", path.display(), json.len());
+    Ok(Exit::Ok)
+}
