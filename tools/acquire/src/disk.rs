@@ -7,42 +7,28 @@
 //! manifest that says `incomplete` and why; its signature attests exactly that.
 
 use crate::pipeline::{self, PipelineConfig, Progress, StopReason};
-use crate::seal::{self, CustodyRecord, ListedFile};
+use crate::seal::{self, ItemContext, ListedFile};
 use crate::{host, source};
 use std::collections::BTreeMap;
-use std::fs::OpenOptions;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
-use vestige_evidence::custody::{now_utc_rfc3339, Case, CustodyError};
+use vestige_evidence::custody::{now_utc_rfc3339, CustodyError};
 use vestige_evidence::error_chain;
 use vestige_evidence::manifest::{
-    AcquisitionInfo, CaseRef, ChunkDigests, KeyRef, Manifest, OutputFile, SourceHashes, Status,
-    Times, ToolInfo, IMAGE_FILE, MANIFEST_FORMAT,
+    AcquisitionInfo, ChunkDigests, Manifest, OutputFile, SourceHashes, Status, IMAGE_FILE,
+    MANIFEST_FORMAT,
 };
-use vestige_evidence::signify::SecretKey;
 
 /// What to acquire and how.
 #[derive(Debug)]
 pub struct DiskRequest<'a> {
     /// A block device or a regular file.
     pub source: &'a Path,
-    /// The case the item joins.
-    pub case: &'a Case,
-    /// The item name (its directory in the case).
-    pub item: &'a str,
-    /// Who runs it.
-    pub examiner: &'a str,
-    /// Notes for the manifest.
-    pub notes: Option<&'a str>,
-    /// The signing key.
-    pub key: &'a SecretKey,
-    /// Where the public key is kept, relative to the case directory.
-    pub public_key_file: Option<String>,
+    /// The case, item, examiner and key.
+    pub ctx: ItemContext<'a>,
     /// The pipeline settings.
     pub pipeline: PipelineConfig,
-    /// The tool's identity for the manifest.
-    pub tool: ToolInfo,
 }
 
 /// The outcome of an acquisition that produced an item.
@@ -95,6 +81,21 @@ pub enum AcquireError {
     Custody(#[from] CustodyError),
 }
 
+/// Wraps an I/O error on a source (a device, a dump file, an interface) with its path and
+/// what was being done.
+pub(crate) fn source_io_err<'a>(
+    path: &'a Path,
+    what: &'static str,
+) -> impl FnOnce(io::Error) -> AcquireError + 'a {
+    move |source| {
+        AcquireError::Source(source::SourceError::Io {
+            path: path.to_path_buf(),
+            what,
+            source,
+        })
+    }
+}
+
 /// Checks that a name is usable as one directory name inside the case.
 pub fn check_item_name(name: &str) -> Result<(), AcquireError> {
     let bad = |reason| {
@@ -127,8 +128,8 @@ pub fn acquire_disk(
     progress: &Progress,
     cancel: &AtomicBool,
 ) -> Result<DiskOutcome, AcquireError> {
-    check_item_name(req.item)?;
-    let case_dir = req.case.dir();
+    check_item_name(req.ctx.item)?;
+    let case_dir = req.ctx.case.dir();
     let out_err = |path: &Path, what| {
         let path = path.to_path_buf();
         move |source| AcquireError::Output { path, what, source }
@@ -150,30 +151,9 @@ pub fn acquire_disk(
         }
     }
     let src = source::open(req.source)?;
-    let item_dir = case_dir.join(req.item);
-    match std::fs::create_dir(&item_dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            return Err(AcquireError::ItemExists { path: item_dir })
-        }
-        Err(e) => return Err(out_err(&item_dir, "create the item directory")(e)),
-    }
-    let image_path = item_dir.join(IMAGE_FILE);
-    let image = match OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&image_path)
-    {
-        Ok(f) => f,
-        Err(e) => {
-            // Nothing was written: leave no empty item behind to be mistaken for evidence.
-            let _ = std::fs::remove_dir(&item_dir);
-            return Err(out_err(&image_path, "create the image file")(e));
-        }
-    };
+    let (item_dir, image) = req.ctx.create_item_with_file(IMAGE_FILE)?;
 
     let host = host::host_info();
-    let (clock_offset, rtc_note) = host::clock_offset();
     let started = now_utc_rfc3339();
     tracing::info!(source = %req.source.display(), size = src.identity.size_bytes,
         item = %item_dir.display(), "acquisition started");
@@ -198,22 +178,11 @@ pub fn acquire_disk(
         format: MANIFEST_FORMAT.to_string(),
         status,
         incomplete_reason,
-        tool: req.tool.clone(),
-        case: CaseRef {
-            case_id: req.case.info().case_id.clone(),
-            item: req.item.to_string(),
-            examiner: req.examiner.to_string(),
-            agency: req.case.info().agency.clone(),
-            notes: req.notes.map(str::to_string),
-        },
+        tool: req.ctx.tool.clone(),
+        case: req.ctx.case_ref(),
         source: src.identity.clone(),
         host,
-        times: Times {
-            started_utc: started,
-            finished_utc: finished,
-            system_minus_rtc_seconds: clock_offset,
-            rtc_note,
-        },
+        times: seal::times(started, finished),
         acquisition: AcquisitionInfo {
             bytes_expected: src.identity.size_bytes,
             bytes_acquired: out.bytes_acquired,
@@ -237,22 +206,17 @@ pub fn acquire_disk(
             size_bytes: out.image_size,
             sha256: out.image_sha256.clone(),
         }],
-        signing_key: Some(KeyRef {
-            keynum: req.key.keynum().to_string(),
-            fingerprint: req.key.public_key().fingerprint(),
-            public_key_file: req.public_key_file.clone(),
-        }),
+        signing_key: Some(req.ctx.key_ref()),
         memory: None,
+        capture: None,
     };
-    let manifest_sha = seal::seal(
+    let manifest_sha = req.ctx.seal(
         &item_dir,
         &manifest,
         &[ListedFile {
             name: IMAGE_FILE.to_string(),
             sha256: out.image_sha256.clone(),
         }],
-        req.key,
-        req.public_key_file.as_deref(),
     )?;
 
     let mut hashes = BTreeMap::new();
@@ -269,18 +233,7 @@ pub fn acquire_disk(
     details.insert("source".to_string(), src.identity.path.clone());
     details.insert("status".to_string(), format!("{status:?}").to_lowercase());
     details.insert("bytes_acquired".to_string(), out.bytes_acquired.to_string());
-    seal::record_custody(
-        req.case,
-        CustodyRecord {
-            action: "acquire-disk",
-            examiner: req.examiner,
-            item: req.item,
-            tool: &req.tool,
-            hashes,
-            details,
-            key: req.key,
-        },
-    )?;
+    req.ctx.record_custody("acquire-disk", hashes, details)?;
     Ok(DiskOutcome {
         item_dir,
         manifest,

@@ -17,6 +17,7 @@ pub mod disk;
 pub mod host;
 pub mod live_item;
 pub mod memory;
+pub mod net;
 pub mod pipeline;
 pub mod seal;
 pub mod source;

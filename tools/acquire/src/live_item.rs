@@ -6,16 +6,16 @@
 
 use crate::disk::{check_item_name, AcquireError};
 use crate::host;
-use crate::seal::{self, CustodyRecord, ListedFile};
+use crate::seal::{self, ItemContext, ListedFile};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use vestige_evidence::custody::{now_utc_rfc3339, Case};
+use vestige_evidence::custody::now_utc_rfc3339;
 use vestige_evidence::fsutil::{sha256_hex, write_new};
 use vestige_evidence::manifest::{
-    AcquisitionInfo, CaseRef, ChunkDigests, KeyRef, Manifest, OutputFile, SourceHashes,
-    SourceIdentity, Status, Times, ToolInfo, WriteProtection, LIVE_SYSTEM_KIND, MANIFEST_FORMAT,
+    AcquisitionInfo, ChunkDigests, Manifest, OutputFile, SourceHashes, SourceIdentity, Status,
+    WriteProtection, LIVE_SYSTEM_KIND, MANIFEST_FORMAT,
 };
-use vestige_evidence::signify::{validate_file_name, SecretKey};
+use vestige_evidence::signify::validate_file_name;
 use vestige_live::{CollectOptions, Snapshot};
 
 /// The structured snapshot inside the item.
@@ -26,20 +26,8 @@ pub const SUMMARY_FILE: &str = "summary.txt";
 /// What to collect and where it goes.
 #[derive(Debug)]
 pub struct LiveRequest<'a> {
-    /// The case the item joins.
-    pub case: &'a Case,
-    /// The item name.
-    pub item: &'a str,
-    /// Who runs it.
-    pub examiner: &'a str,
-    /// Notes for the manifest.
-    pub notes: Option<&'a str>,
-    /// The signing key.
-    pub key: &'a SecretKey,
-    /// Where the public key is kept, relative to the case directory.
-    pub public_key_file: Option<String>,
-    /// The tool's identity.
-    pub tool: ToolInfo,
+    /// The case, item, examiner and key.
+    pub ctx: ItemContext<'a>,
     /// Collect process environments (they may hold credentials).
     pub include_environment: bool,
 }
@@ -57,19 +45,12 @@ pub struct LiveOutcome {
 
 /// Collects the live state into a new item of the case.
 pub fn collect_live(req: &LiveRequest<'_>) -> Result<LiveOutcome, AcquireError> {
-    check_item_name(req.item)?;
+    check_item_name(req.ctx.item)?;
     let out_err = |path: &Path, what| {
         let path = path.to_path_buf();
         move |source| AcquireError::Output { path, what, source }
     };
-    let item_dir = req.case.dir().join(req.item);
-    match std::fs::create_dir(&item_dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Err(AcquireError::ItemExists { path: item_dir })
-        }
-        Err(e) => return Err(out_err(&item_dir, "create the item directory")(e)),
-    }
+    let item_dir = req.ctx.create_item_dir()?;
     let started = now_utc_rfc3339();
     let snapshot = vestige_live::collect(&CollectOptions {
         include_environment: req.include_environment,
@@ -120,71 +101,31 @@ pub fn collect_live(req: &LiveRequest<'_>) -> Result<LiveOutcome, AcquireError> 
             sha256: r.sha256.clone(),
         });
     }
-    let (clock_offset, rtc_note) = host::clock_offset();
     let json_sha = sha256_hex(&json);
     let manifest = Manifest {
         format: MANIFEST_FORMAT.to_string(),
         status: Status::Complete,
         incomplete_reason: None,
-        tool: req.tool.clone(),
-        case: CaseRef {
-            case_id: req.case.info().case_id.clone(),
-            item: req.item.to_string(),
-            examiner: req.examiner.to_string(),
-            agency: req.case.info().agency.clone(),
-            notes: req.notes.map(str::to_string),
-        },
+        tool: req.ctx.tool.clone(),
+        case: req.ctx.case_ref(),
         source: SourceIdentity {
             path: "/proc".to_string(),
             kind: LIVE_SYSTEM_KIND.to_string(),
             size_bytes: json.len() as u64,
-            write_protection: WriteProtection {
-                open_mode: "O_RDONLY".to_string(),
-                blkroset: "not_applicable".to_string(),
-                ..WriteProtection::default()
-            },
+            write_protection: WriteProtection::not_a_block_device("O_RDONLY"),
             ..SourceIdentity::default()
         },
         host: host::host_info(),
-        times: Times {
-            started_utc: started,
-            finished_utc: finished,
-            system_minus_rtc_seconds: clock_offset,
-            rtc_note,
-        },
-        acquisition: AcquisitionInfo {
-            bytes_expected: json.len() as u64,
-            bytes_acquired: json.len() as u64,
-            unreadable_ranges: Vec::new(),
-            chunk_size_bytes: 0,
-            zstd_level: 0,
-            compression_threads: 0,
-        },
-        hashes: SourceHashes {
-            sha256: json_sha.clone(),
-            md5: None,
-            sha1: None,
-        },
-        chunks: ChunkDigests {
-            algorithm: "none".to_string(),
-            chunk_size_bytes: 0,
-            digests: Vec::new(),
-        },
+        times: seal::times(started, finished),
+        acquisition: AcquisitionInfo::plain_files(json.len() as u64),
+        hashes: SourceHashes::sha256_only(json_sha.clone()),
+        chunks: ChunkDigests::none(),
         outputs,
-        signing_key: Some(KeyRef {
-            keynum: req.key.keynum().to_string(),
-            fingerprint: req.key.public_key().fingerprint(),
-            public_key_file: req.public_key_file.clone(),
-        }),
+        signing_key: Some(req.ctx.key_ref()),
         memory: None,
+        capture: None,
     };
-    let manifest_sha = seal::seal(
-        &item_dir,
-        &manifest,
-        &listed,
-        req.key,
-        req.public_key_file.as_deref(),
-    )?;
+    let manifest_sha = req.ctx.seal(&item_dir, &manifest, &listed)?;
     let mut hashes = BTreeMap::new();
     hashes.insert(format!("{LIVE_FILE} sha256"), json_sha);
     hashes.insert("manifest.json sha256".to_string(), manifest_sha);
@@ -202,18 +143,7 @@ pub fn collect_live(req: &LiveRequest<'_>) -> Result<LiveOutcome, AcquireError> 
         "collect_errors".to_string(),
         snapshot.errors.len().to_string(),
     );
-    seal::record_custody(
-        req.case,
-        CustodyRecord {
-            action: "collect-live",
-            examiner: req.examiner,
-            item: req.item,
-            tool: &req.tool,
-            hashes,
-            details,
-            key: req.key,
-        },
-    )?;
+    req.ctx.record_custody("collect-live", hashes, details)?;
     Ok(LiveOutcome {
         item_dir,
         snapshot,

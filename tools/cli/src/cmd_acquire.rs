@@ -14,6 +14,7 @@ use vestige_acquire::memory::{
     acquire_memory, DumpFormat, LiveMethod, MemoryRequest, MemorySource,
 };
 use vestige_acquire::pipeline::{PipelineConfig, Progress, StopReason};
+use vestige_acquire::seal::ItemContext;
 use vestige_evidence::custody::{Case, NewEntry};
 use vestige_evidence::error_chain;
 use vestige_evidence::fsutil::sha256_file;
@@ -153,6 +154,21 @@ pub struct ItemSetup {
     pub public_key_file: String,
 }
 
+impl ItemSetup {
+    /// The library's view of who makes item `a.item`, for which case, with which key.
+    pub fn context<'a>(&'a self, a: &'a ItemArgs) -> ItemContext<'a> {
+        ItemContext {
+            case: &self.case,
+            item: &a.item,
+            examiner: &self.examiner,
+            notes: a.notes.as_deref(),
+            key: &self.key,
+            public_key_file: Some(self.public_key_file.clone()),
+            tool: tool_info(),
+        }
+    }
+}
+
 /// Opens the case, checks the item name is free, and loads (or makes) the signing key.
 pub fn open_item(a: &ItemArgs) -> Result<ItemSetup> {
     let case = Case::open(&a.case).with_context(|| format!("opening case {}", a.case.display()))?;
@@ -203,13 +219,9 @@ pub fn open_item(a: &ItemArgs) -> Result<ItemSetup> {
 }
 
 fn disk(a: &DiskArgs) -> Result<Exit> {
-    let ItemSetup {
-        case,
-        examiner,
-        key,
-        public_key_file: pub_rel,
-    } = open_item(&a.item)?;
-    let pk = key.public_key();
+    let setup = open_item(&a.item)?;
+    let pk = setup.key.public_key();
+    let pub_rel = setup.public_key_file.clone();
     let cfg = a.stream.pipeline();
 
     signals::catch_interrupts();
@@ -223,14 +235,8 @@ fn disk(a: &DiskArgs) -> Result<Exit> {
     );
     let req = DiskRequest {
         source: &a.source,
-        case: &case,
-        item: &a.item.item,
-        examiner: &examiner,
-        notes: a.item.notes.as_deref(),
-        key: &key,
-        public_key_file: Some(pub_rel.clone()),
+        ctx: setup.context(&a.item),
         pipeline: cfg,
-        tool: tool_info(),
     };
     let outcome = acquire_disk(&req, &progress, &signals::CANCEL);
     display.finish();
@@ -320,13 +326,9 @@ fn report(
 }
 
 fn memory(a: &MemoryArgs) -> Result<Exit> {
-    let ItemSetup {
-        case,
-        examiner,
-        key,
-        public_key_file: pub_rel,
-    } = open_item(&a.item)?;
-    let pk = key.public_key();
+    let setup = open_item(&a.item)?;
+    let pk = setup.key.public_key();
+    let pub_rel = setup.public_key_file.clone();
     let source = match &a.from {
         Some(path) => MemorySource::File {
             path: path.clone(),
@@ -353,14 +355,8 @@ fn memory(a: &MemoryArgs) -> Result<Exit> {
     );
     let req = MemoryRequest {
         source,
-        case: &case,
-        item: &a.item.item,
-        examiner: &examiner,
-        notes: a.item.notes.as_deref(),
-        key: &key,
-        public_key_file: Some(pub_rel.clone()),
+        ctx: setup.context(&a.item),
         pipeline: a.stream.pipeline(),
-        tool: tool_info(),
         kernel_paths: KernelPaths::default(),
     };
     let outcome = acquire_memory(&req, &progress, &signals::CANCEL);

@@ -1,6 +1,6 @@
 //! `vestige collect live`: the volatile state of this system as a signed evidence item.
 
-use crate::cmd_acquire::{open_item, tool_info, ItemArgs, ItemSetup};
+use crate::cmd_acquire::{open_item, ItemArgs};
 use crate::exit::Exit;
 use anyhow::Result;
 use clap::{Args, Subcommand};
@@ -31,20 +31,9 @@ pub fn run(cmd: CollectCommand) -> Result<Exit> {
 }
 
 fn live(a: &LiveArgs) -> Result<Exit> {
-    let ItemSetup {
-        case,
-        examiner,
-        key,
-        public_key_file,
-    } = open_item(&a.item)?;
+    let setup = open_item(&a.item)?;
     let outcome = collect_live(&LiveRequest {
-        case: &case,
-        item: &a.item.item,
-        examiner: &examiner,
-        notes: a.item.notes.as_deref(),
-        key: &key,
-        public_key_file: Some(public_key_file.clone()),
-        tool: tool_info(),
+        ctx: setup.context(&a.item),
         include_environment: a.environment,
     })?;
     let s = &outcome.snapshot;
@@ -64,8 +53,8 @@ fn live(a: &LiveArgs) -> Result<Exit> {
         "recovered_binaries": s.recovered.iter().map(|r| &r.file_name).collect::<Vec<_>>(),
         "collect_errors": s.errors.len(),
         "live_json_sha256": outcome.manifest.hashes.sha256,
-        "key_fingerprint": key.public_key().fingerprint(),
-        "public_key": public_key_file,
+        "key_fingerprint": setup.key.public_key().fingerprint(),
+        "public_key": setup.public_key_file,
     });
     println!(
         "{}",

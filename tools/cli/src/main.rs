@@ -4,6 +4,7 @@
 //! examiner. Results for scripts go to stdout (JSON with `--json`), messages to stderr.
 
 mod cmd_acquire;
+mod cmd_capture;
 mod cmd_case;
 mod cmd_collect;
 mod cmd_export;
@@ -37,6 +38,9 @@ enum Command {
     /// Acquire evidence into a case.
     #[command(subcommand)]
     Acquire(cmd_acquire::AcquireCommand),
+    /// Capture network traffic into a case.
+    #[command(subcommand)]
+    Capture(cmd_capture::CaptureCommand),
     /// Collect volatile state of this running system into a case.
     #[command(subcommand)]
     Collect(cmd_collect::CollectCommand),
@@ -64,6 +68,7 @@ fn main() -> std::process::ExitCode {
         Command::Key(c) => cmd_key::run(c),
         Command::Case(c) => cmd_case::run(c),
         Command::Acquire(c) => cmd_acquire::run(c),
+        Command::Capture(c) => cmd_capture::run(c),
         Command::Collect(c) => cmd_collect::run(c),
         Command::Symbols(a) => cmd_symbols::run(&a),
         Command::Verify(a) => cmd_verify::run(&a),

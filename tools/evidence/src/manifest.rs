@@ -19,6 +19,12 @@ pub const IMAGE_FILE: &str = "image.zst";
 /// `source.kind` of an item holding the volatile state of a live system (no image).
 pub const LIVE_SYSTEM_KIND: &str = "live_system";
 
+/// `source.kind` of a network capture item (a pcapng file, no image).
+pub const NETWORK_CAPTURE_KIND: &str = "network_capture";
+
+/// Kinds of item made of plain files only (no image container to stream).
+pub const FILE_ONLY_KINDS: [&str; 2] = [LIVE_SYSTEM_KIND, NETWORK_CAPTURE_KIND];
+
 /// The file name of the signed checksum list inside an item directory.
 pub const SIGNATURE_FILE: &str = "SHA256.sig";
 
@@ -65,6 +71,26 @@ pub struct Manifest {
     /// For memory items: how the memory was read, its ranges, and what could not be.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<MemoryInfo>,
+    /// For network captures: the interface and what was captured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<CaptureInfo>,
+}
+
+/// A network capture.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct CaptureInfo {
+    /// The interface, e.g. "eth0".
+    pub interface: String,
+    /// The pcapng link type (1 = Ethernet).
+    pub link_type: u32,
+    /// Bytes kept of each packet.
+    pub snap_len: u32,
+    /// Packets written.
+    pub packets: u64,
+    /// Their total length on the wire.
+    pub wire_bytes: u64,
+    /// Why the capture stopped: "count", "duration" or "interrupted".
+    pub stop_reason: String,
 }
 
 /// A memory acquisition: the LiME ranges, the method and its fallbacks, the pages that
@@ -353,5 +379,57 @@ impl Manifest {
         };
         let bytes = crate::fsutil::read_capped(path, MAX_MANIFEST_BYTES).map_err(io)?;
         Self::from_json(&bytes, path)
+    }
+}
+
+impl WriteProtection {
+    /// For sources that are not block devices (memory, /proc, a network interface): how
+    /// they were opened; BLKROSET does not apply.
+    #[must_use]
+    pub fn not_a_block_device(open_mode: &str) -> Self {
+        WriteProtection {
+            open_mode: open_mode.to_string(),
+            blkroset: "not_applicable".to_string(),
+            ..WriteProtection::default()
+        }
+    }
+}
+
+impl AcquisitionInfo {
+    /// An item written as plain files, not chunked or compressed: `bytes` of it.
+    #[must_use]
+    pub fn plain_files(bytes: u64) -> Self {
+        AcquisitionInfo {
+            bytes_expected: bytes,
+            bytes_acquired: bytes,
+            unreadable_ranges: Vec::new(),
+            chunk_size_bytes: 0,
+            zstd_level: 0,
+            compression_threads: 0,
+        }
+    }
+}
+
+impl SourceHashes {
+    /// The SHA-256 alone (no MD5 or SHA-1 requested).
+    #[must_use]
+    pub fn sha256_only(sha256: String) -> Self {
+        SourceHashes {
+            sha256,
+            md5: None,
+            sha1: None,
+        }
+    }
+}
+
+impl ChunkDigests {
+    /// No per-chunk digests: the item is not a chunked image.
+    #[must_use]
+    pub fn none() -> Self {
+        ChunkDigests {
+            algorithm: "none".to_string(),
+            chunk_size_bytes: 0,
+            digests: Vec::new(),
+        }
     }
 }

@@ -10,7 +10,7 @@
 use crate::fsutil::{read_capped, sha256_file};
 use crate::lime::MEMORY_FILE;
 use crate::manifest::{
-    Manifest, Status, IMAGE_FILE, LIVE_SYSTEM_KIND, MANIFEST_FILE, SIGNATURE_FILE,
+    Manifest, Status, FILE_ONLY_KINDS, IMAGE_FILE, MANIFEST_FILE, SIGNATURE_FILE,
 };
 
 /// The container files an item's source stream may be in, by kind of item.
@@ -241,8 +241,8 @@ pub fn verify_item(
     r.source_sha256 = Some(manifest.hashes.sha256.clone());
 
     let Some(image_expected) = image_expected else {
-        if manifest.source.kind == LIVE_SYSTEM_KIND {
-            // Live state has no image: its files were all hashed above.
+        if FILE_ONLY_KINDS.contains(&manifest.source.kind.as_str()) {
+            // Live state and captures have no image: their files were all hashed above.
             if r.problems.is_empty() {
                 r.verdict = match manifest.status {
                     Status::Complete => Verdict::Verified,

@@ -47,6 +47,8 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("xorriso", "xorriso"),
     // The suspect VM of the live/memory test runs busybox (static) as its userland.
     ("busybox", "busybox-static"),
+    // Reads back the pcapng of `vestige capture net`.
+    ("tcpdump", "tcpdump"),
 ];
 
 /// Volatility 3, from PyPI into a venv under target/ (Debian's pip refuses system

@@ -19,29 +19,27 @@ pub mod kernel;
 pub mod physmap;
 pub mod stream;
 
-use crate::disk::{check_item_name, AcquireError};
+use crate::disk::{check_item_name, source_io_err, AcquireError};
 use crate::host;
 use crate::pipeline::{self, PipelineConfig, Progress, StopReason};
-use crate::seal::{self, CustodyRecord, ListedFile};
+use crate::seal::{self, ItemContext, ListedFile};
 use physmap::{PhysMap, Piece};
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use stream::LimeStream;
-use vestige_evidence::custody::{now_utc_rfc3339, Case};
+use vestige_evidence::custody::now_utc_rfc3339;
 use vestige_evidence::error_chain;
 use vestige_evidence::fsutil::{sha256_file, sha256_hex, write_new};
 use vestige_evidence::lime::{self, MEMORY_FILE};
 use vestige_evidence::manifest::{
-    AcquisitionInfo, ByteRange, CaseRef, ChunkDigests, KeyRef, Manifest, MemoryInfo, OutputFile,
-    PhysicalRange, SourceHashes, SourceIdentity, Status, Times, ToolInfo, WriteProtection,
-    MANIFEST_FORMAT,
+    AcquisitionInfo, ByteRange, ChunkDigests, Manifest, MemoryInfo, OutputFile, PhysicalRange,
+    SourceHashes, SourceIdentity, Status, WriteProtection, MANIFEST_FORMAT,
 };
 use vestige_evidence::read_at::ReadAt;
-use vestige_evidence::signify::SecretKey;
 
 /// How live memory is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,22 +86,10 @@ pub enum MemorySource {
 pub struct MemoryRequest<'a> {
     /// The memory.
     pub source: MemorySource,
-    /// The case the item joins.
-    pub case: &'a Case,
-    /// The item name.
-    pub item: &'a str,
-    /// Who runs it.
-    pub examiner: &'a str,
-    /// Notes for the manifest.
-    pub notes: Option<&'a str>,
-    /// The signing key.
-    pub key: &'a SecretKey,
-    /// Where the public key is kept, relative to the case directory.
-    pub public_key_file: Option<String>,
+    /// The case, item, examiner and key.
+    pub ctx: ItemContext<'a>,
     /// The pipeline settings.
     pub pipeline: PipelineConfig,
-    /// The tool's identity.
-    pub tool: ToolInfo,
     /// Where the running kernel's files are (live acquisitions).
     pub kernel_paths: kernel::KernelPaths,
 }
@@ -158,19 +144,6 @@ struct Opened {
     input_sha256: Option<String>,
 }
 
-fn source_err<'a>(
-    path: &'a Path,
-    what: &'static str,
-) -> impl FnOnce(io::Error) -> AcquireError + 'a {
-    move |source| {
-        AcquireError::Source(crate::source::SourceError::Io {
-            path: path.to_path_buf(),
-            what,
-            source,
-        })
-    }
-}
-
 fn invalid(path: &Path, msg: String) -> AcquireError {
     AcquireError::Source(crate::source::SourceError::Io {
         path: path.to_path_buf(),
@@ -183,7 +156,7 @@ fn invalid(path: &Path, msg: String) -> AcquireError {
 fn open_live(method: LiveMethod, proc_root: &Path) -> Result<Opened, AcquireError> {
     let iomem_path = proc_root.join("iomem");
     let iomem = std::fs::read_to_string(&iomem_path)
-        .map_err(source_err(&iomem_path, "read the physical memory map"))?;
+        .map_err(source_io_err(&iomem_path, "read the physical memory map"))?;
     let ram = iomem::system_ram(&iomem).map_err(|e| invalid(&iomem_path, e.to_string()))?;
     let order: &[LiveMethod] = match method {
         LiveMethod::Auto => &[LiveMethod::Kcore, LiveMethod::Crash, LiveMethod::Mem],
@@ -217,7 +190,7 @@ fn open_live(method: LiveMethod, proc_root: &Path) -> Result<Opened, AcquireErro
 }
 
 fn open_kcore(path: &Path, ram: &[(u64, u64)]) -> Result<Opened, AcquireError> {
-    let file = File::open(path).map_err(source_err(path, "open it"))?;
+    let file = File::open(path).map_err(source_io_err(path, "open it"))?;
     let reader = Positional {
         file,
         size: u64::MAX,
@@ -244,7 +217,7 @@ fn open_physical(
     method: &'static str,
     ram: &[(u64, u64)],
 ) -> Result<Opened, AcquireError> {
-    let file = File::open(path).map_err(source_err(path, "open it"))?;
+    let file = File::open(path).map_err(source_io_err(path, "open it"))?;
     let reader = Positional {
         file,
         size: u64::MAX,
@@ -271,18 +244,21 @@ fn probe(reader: &Positional, map: &PhysMap, path: &Path) -> Result<(), AcquireE
     let mut page = vec![0u8; 4096.min(usize::try_from(p.length_bytes).unwrap_or(4096))];
     reader
         .read_exact_at(&mut page, p.file_offset)
-        .map_err(source_err(path, "read a page of System RAM through it"))
+        .map_err(source_io_err(path, "read a page of System RAM through it"))
 }
 
 /// Opens a dump file and maps it by its format.
 fn open_file(path: &Path, format: DumpFormat) -> Result<Opened, AcquireError> {
-    let file = File::open(path).map_err(source_err(path, "open it read-only"))?;
-    let size = file.metadata().map_err(source_err(path, "stat it"))?.len();
+    let file = File::open(path).map_err(source_io_err(path, "open it read-only"))?;
+    let size = file
+        .metadata()
+        .map_err(source_io_err(path, "stat it"))?
+        .len();
     let reader = Positional { file, size };
     let mut head = [0u8; 64];
     let n = reader
         .read_at(&mut head, 0)
-        .map_err(source_err(path, "read its header"))?;
+        .map_err(source_io_err(path, "read its header"))?;
     let head = head.get(..n).unwrap_or_default();
     let format = match format {
         DumpFormat::Auto if elf_core::is_elf64_core(head) => DumpFormat::ElfCore,
@@ -312,7 +288,7 @@ fn open_file(path: &Path, format: DumpFormat) -> Result<Opened, AcquireError> {
     };
     let map = map.map_err(|e| invalid(path, e.to_string()))?;
     tracing::info!(path = %path.display(), format = method, "hashing the dump file");
-    let (sha, _) = sha256_file(path).map_err(source_err(path, "hash it"))?;
+    let (sha, _) = sha256_file(path).map_err(source_io_err(path, "hash it"))?;
     Ok(Opened {
         reader,
         map,
@@ -353,14 +329,15 @@ pub fn acquire_memory(
     progress: &Progress,
     cancel: &AtomicBool,
 ) -> Result<MemoryOutcome, AcquireError> {
-    check_item_name(req.item)?;
+    check_item_name(req.ctx.item)?;
     let out_err = |path: &Path, what| {
         let path = path.to_path_buf();
         move |source| AcquireError::Output { path, what, source }
     };
-    let item_dir = req.case.dir().join(req.item);
-    if item_dir.exists() {
-        return Err(AcquireError::ItemExists { path: item_dir });
+    // Refused before memory is touched; the directory is made once the source is open.
+    let planned = req.ctx.case.dir().join(req.ctx.item);
+    if planned.exists() {
+        return Err(AcquireError::ItemExists { path: planned });
     }
     let opened = match &req.source {
         MemorySource::Live(m) => open_live(*m, &req.kernel_paths.proc_root)?,
@@ -368,21 +345,8 @@ pub fn acquire_memory(
     };
     let stream = LimeStream::new(&opened.reader, opened.map.clone())
         .map_err(|e| invalid(&opened.path, e.to_string()))?;
-    std::fs::create_dir(&item_dir).map_err(out_err(&item_dir, "create the item directory"))?;
-    let image_path = item_dir.join(MEMORY_FILE);
-    let image = match OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&image_path)
-    {
-        Ok(f) => f,
-        Err(e) => {
-            let _ = std::fs::remove_dir(&item_dir);
-            return Err(out_err(&image_path, "create the memory image file")(e));
-        }
-    };
+    let (item_dir, image) = req.ctx.create_item_with_file(MEMORY_FILE)?;
     let host = host::host_info();
-    let (clock_offset, rtc_note) = host::clock_offset();
     let started = now_utc_rfc3339();
     tracing::info!(source = %opened.path.display(), method = opened.method,
         bytes = stream.size(), item = %item_dir.display(), "memory acquisition started");
@@ -439,14 +403,8 @@ pub fn acquire_memory(
         format: MANIFEST_FORMAT.to_string(),
         status,
         incomplete_reason,
-        tool: req.tool.clone(),
-        case: CaseRef {
-            case_id: req.case.info().case_id.clone(),
-            item: req.item.to_string(),
-            examiner: req.examiner.to_string(),
-            agency: req.case.info().agency.clone(),
-            notes: req.notes.map(str::to_string),
-        },
+        tool: req.ctx.tool.clone(),
+        case: req.ctx.case_ref(),
         source: SourceIdentity {
             path: opened.path.display().to_string(),
             canonical_path: std::fs::canonicalize(&opened.path)
@@ -457,20 +415,11 @@ pub fn acquire_memory(
                 MemorySource::File { .. } => "memory_dump_file".to_string(),
             },
             size_bytes: size,
-            write_protection: WriteProtection {
-                open_mode: "O_RDONLY".to_string(),
-                blkroset: "not_applicable".to_string(),
-                ..WriteProtection::default()
-            },
+            write_protection: WriteProtection::not_a_block_device("O_RDONLY"),
             ..SourceIdentity::default()
         },
         host,
-        times: Times {
-            started_utc: started,
-            finished_utc: finished,
-            system_minus_rtc_seconds: clock_offset,
-            rtc_note,
-        },
+        times: seal::times(started, finished),
         acquisition: AcquisitionInfo {
             bytes_expected: size,
             bytes_acquired: out.bytes_acquired,
@@ -490,11 +439,7 @@ pub fn acquire_memory(
             digests: out.chunk_digests.clone(),
         },
         outputs,
-        signing_key: Some(KeyRef {
-            keynum: req.key.keynum().to_string(),
-            fingerprint: req.key.public_key().fingerprint(),
-            public_key_file: req.public_key_file.clone(),
-        }),
+        signing_key: Some(req.ctx.key_ref()),
         memory: Some(MemoryInfo {
             method: opened.method.to_string(),
             fallbacks: opened.fallbacks.clone(),
@@ -511,14 +456,9 @@ pub fn acquire_memory(
             input_file_sha256: opened.input_sha256.clone(),
             kernel: captured.as_ref().map(|c| c.record.clone()),
         }),
+        capture: None,
     };
-    let manifest_sha = seal::seal(
-        &item_dir,
-        &manifest,
-        &listed,
-        req.key,
-        req.public_key_file.as_deref(),
-    )?;
+    let manifest_sha = req.ctx.seal(&item_dir, &manifest, &listed)?;
     let mut hashes = BTreeMap::new();
     hashes.insert("LiME sha256".to_string(), out.sha256.clone());
     hashes.insert(format!("{MEMORY_FILE} sha256"), out.image_sha256.clone());
@@ -534,18 +474,7 @@ pub fn acquire_memory(
         "unreadable_ranges".to_string(),
         unreadable.len().to_string(),
     );
-    seal::record_custody(
-        req.case,
-        CustodyRecord {
-            action: "acquire-memory",
-            examiner: req.examiner,
-            item: req.item,
-            tool: &req.tool,
-            hashes,
-            details,
-            key: req.key,
-        },
-    )?;
+    req.ctx.record_custody("acquire-memory", hashes, details)?;
     Ok(MemoryOutcome {
         item_dir,
         manifest,
