@@ -36,6 +36,30 @@ const GUEST_MIB: u32 = 512;
 const READY_FOR_DUMP: &str = "VESTIGE-TEST: ready-for-dump";
 const DONE: &str = "VESTIGE-TEST: done";
 
+/// The /init of the locked-down suspect: only the memory acquisition, which must fail
+/// cleanly, and the live collection, which must still work.
+const INIT_LOCKDOWN: &str = r#"#!/bin/busybox sh
+B=/bin/busybox
+$B mkdir -p /proc /sys /dev /mnt /run /tmp
+$B mount -t proc proc /proc
+$B mount -t sysfs sys /sys
+$B mount -t devtmpfs dev /dev
+for m in virtio_pci virtio_blk crc32c_generic ext4; do $B modprobe $m || echo "modprobe $m failed"; done
+n=0; while [ ! -b /dev/vda ] && [ $n -lt 50 ]; do $B sleep 0.2; n=$((n+1)); done
+$B mount -t ext4 /dev/vda /mnt || echo "VESTIGE-TEST: evidence mount failed"
+echo "VESTIGE-TEST: lockdown $(cat /sys/kernel/security/lockdown 2>/dev/null || $B mount -t securityfs s /sys/kernel/security && cat /sys/kernel/security/lockdown)"
+/bin/vestige key generate /run/k >/dev/null
+/bin/vestige case init /mnt/case --case-id LOCKED-1 --examiner "QEMU Test" >/dev/null
+/bin/vestige acquire memory --case /mnt/case --item mem --key /run/k.sec > /mnt/memory.json 2> /mnt/memory.log
+echo "VESTIGE-TEST: memory exit $?"
+/bin/vestige collect live --case /mnt/case --item live --key /run/k.sec > /mnt/collect.json 2> /mnt/collect.log
+echo "VESTIGE-TEST: collect exit $?"
+echo "VESTIGE-TEST: done"
+$B sync
+$B umount /mnt
+$B poweroff -f
+"#;
+
 /// The suspect's /init: plant the activity, collect, acquire, wait for the host's dump.
 const INIT: &str = r#"#!/bin/busybox sh
 B=/bin/busybox
@@ -95,11 +119,11 @@ fn run(cmd: &mut Command) -> std::process::Output {
 }
 
 /// The appliance initramfs (decompressed) followed by an overlay cpio with the script.
-fn suspect_initrd(app: &Appliance, dir: &Path) -> PathBuf {
+fn suspect_initrd(app: &Appliance, dir: &Path, init: &str) -> PathBuf {
     let overlay = dir.join("overlay");
     std::fs::create_dir_all(overlay.join("bin")).unwrap();
     std::fs::copy(BUSYBOX, overlay.join("bin/busybox")).unwrap();
-    std::fs::write(overlay.join("init"), INIT).unwrap();
+    std::fs::write(overlay.join("init"), init).unwrap();
     run(Command::new("chmod").arg("755").arg(overlay.join("init")));
     let cpio = run(Command::new("sh")
         .arg("-c")
@@ -168,7 +192,7 @@ fn live_state_and_memory_of_a_suspect_vm() {
     };
     let t = tempfile::tempdir().unwrap();
     let dir = t.path();
-    let initrd = suspect_initrd(&app, dir);
+    let initrd = suspect_initrd(&app, dir, INIT);
     let evidence = dir.join("evidence.raw");
     run(Command::new("truncate")
         .arg("-s")
@@ -430,4 +454,65 @@ fn volatility_pslist(
             rows.len()
         );
     }
+}
+
+/// Kernel lockdown in confidentiality mode (what Secure Boot with `lockdown=confidentiality`
+/// gives) closes /proc/kcore and /dev/mem. The acquisition must say so for each method,
+/// exit 2 and leave no item; live collection still works.
+#[test]
+fn locked_down_kernel_refuses_memory_cleanly() {
+    let Some(app) = prerequisites() else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let initrd = suspect_initrd(&app, dir, INIT_LOCKDOWN);
+    let evidence = dir.join("evidence.raw");
+    run(Command::new("truncate")
+        .arg("-s")
+        .arg("256M")
+        .arg(&evidence));
+    run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&evidence));
+    let boot = Boot {
+        kernel: app.kernel.clone(),
+        initrd,
+        cmdline: "console=ttyS0 panic=-1 quiet lockdown=confidentiality".to_string(),
+        drives: vec![Drive {
+            path: evidence.clone(),
+            bus: Bus::Virtio,
+            read_only: false,
+        }],
+        memory_mib: GUEST_MIB,
+        cpus: 2,
+        timeout: Duration::from_secs(600),
+        accel: Accel::detect(),
+    };
+    let log = keep_dir("live_memory_lockdown").join("console.log");
+    let outcome = boot.run(&log).unwrap();
+    let context = || format!("console ({}):\n{}", log.display(), outcome.tail(40));
+    assert!(outcome.powered_off(), "did not power off; {}", context());
+    assert!(
+        outcome.line_containing("[confidentiality]").is_some(),
+        "lockdown not in force; {}",
+        context()
+    );
+    assert!(
+        outcome.line_containing("memory exit 2").is_some(),
+        "{}",
+        context()
+    );
+    assert!(
+        outcome.line_containing("collect exit 0").is_some(),
+        "{}",
+        context()
+    );
+    let out = dir.join("extracted");
+    extract_ext4(&evidence, 0, &out).unwrap();
+    let err = std::fs::read_to_string(out.join("memory.log")).unwrap();
+    for needle in ["/proc/kcore", "/dev/mem", "no method could read memory"] {
+        assert!(err.contains(needle), "memory.log lacks {needle:?}:\n{err}");
+    }
+    eprintln!("locked down: {}", err.lines().last().unwrap_or_default());
+    assert!(!out.join("case/mem").exists(), "an item was left behind");
+    verified(&out.join("case/live"));
 }

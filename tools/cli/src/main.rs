@@ -4,6 +4,7 @@
 //! examiner. Results for scripts go to stdout (JSON with `--json`), messages to stderr.
 
 mod cmd_acquire;
+mod cmd_analyze;
 mod cmd_capture;
 mod cmd_case;
 mod cmd_collect;
@@ -38,6 +39,9 @@ enum Command {
     /// Acquire evidence into a case.
     #[command(subcommand)]
     Acquire(cmd_acquire::AcquireCommand),
+    /// Analyse evidence (today: packet captures).
+    #[command(subcommand)]
+    Analyze(cmd_analyze::AnalyzeCommand),
     /// Capture network traffic into a case.
     #[command(subcommand)]
     Capture(cmd_capture::CaptureCommand),
@@ -68,6 +72,7 @@ fn main() -> std::process::ExitCode {
         Command::Key(c) => cmd_key::run(c),
         Command::Case(c) => cmd_case::run(c),
         Command::Acquire(c) => cmd_acquire::run(c),
+        Command::Analyze(c) => cmd_analyze::run(c),
         Command::Capture(c) => cmd_capture::run(c),
         Command::Collect(c) => cmd_collect::run(c),
         Command::Symbols(a) => cmd_symbols::run(&a),

@@ -122,6 +122,24 @@ fn loopback_capture_is_read_by_tcpdump_and_verifies() {
     }
     let v = out(vestige().arg("verify").arg(&item));
     assert_eq!(code(&v).0, 0, "{}", String::from_utf8_lossy(&v.stdout));
+
+    // Our own summary of the item agrees with tcpdump: one UDP conversation to `port`
+    // holding exactly our datagrams.
+    let a = out(vestige().args(["analyze", "pcap", "--json"]).arg(&item));
+    assert_eq!(code(&a).0, 0, "{}", code(&a).1);
+    let json: serde_json::Value = serde_json::from_slice(&a.stdout).unwrap();
+    assert_eq!(json["summary"]["packets"], COUNT as u64);
+    let conv = json["summary"]["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["b"]["port"] == port || c["a"]["port"] == port)
+        .unwrap_or_else(|| panic!("no conversation with port {port}: {json}"));
+    assert_eq!(conv["protocol_name"], "udp");
+    assert_eq!(
+        conv["packets_a_to_b"].as_u64().unwrap() + conv["packets_b_to_a"].as_u64().unwrap(),
+        ours as u64
+    );
     drop(listener);
 }
 

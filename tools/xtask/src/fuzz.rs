@@ -33,6 +33,8 @@ pub const TARGETS: &[(&str, usize)] = &[
     ("memory_formats", 64 * 1024),
     // Raw BTF (header, types, strings); an ISF is built from what parses.
     ("btf", 64 * 1024),
+    // A classic pcap or pcapng file: reader, decoder and traffic summary.
+    ("pcap", 64 * 1024),
 ];
 
 /// libFuzzer's memory limit per process (also its largest single allocation), MiB.

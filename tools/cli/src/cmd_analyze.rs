@@ -1,0 +1,147 @@
+//! `vestige analyze pcap`: what a packet capture says — conversations, DNS queries, TLS
+//! server names, HTTP hosts — as text or JSON, with timeline events.
+
+use crate::exit::Exit;
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use std::path::{Path, PathBuf};
+use vestige_acquire::net::CAPTURE_FILE;
+use vestige_analyze::pcap::{summarize, timeline_events, TrafficSummary};
+use vestige_evidence::read_at::FileReader;
+use vestige_evidence::verify::{verify_item, Verdict};
+
+#[derive(Debug, Subcommand)]
+pub enum AnalyzeCommand {
+    /// Summarise a pcap or pcapng file, or the capture of a `capture net` item (verified
+    /// first).
+    Pcap(PcapArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PcapArgs {
+    /// A .pcap/.pcapng file, or an item directory holding capture.pcapng.
+    pub input: PathBuf,
+    /// Print the whole summary and the timeline events as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Rows shown per table in the text output.
+    #[arg(long, default_value_t = 20)]
+    pub top: usize,
+}
+
+pub fn run(cmd: AnalyzeCommand) -> Result<Exit> {
+    match cmd {
+        AnalyzeCommand::Pcap(a) => pcap(&a),
+    }
+}
+
+/// The file to read: an item's capture after it verifies, or the file given.
+fn capture_path(input: &Path) -> Result<PathBuf> {
+    if !input.is_dir() {
+        return Ok(input.to_path_buf());
+    }
+    let report = verify_item(input, None, 2, None);
+    if !matches!(
+        report.verdict,
+        Verdict::Verified | Verdict::VerifiedIncomplete
+    ) {
+        bail!(
+            "{} does not verify ({}); refusing to analyse it",
+            input.display(),
+            report.problems.join("; ")
+        );
+    }
+    Ok(input.join(CAPTURE_FILE))
+}
+
+fn pcap(a: &PcapArgs) -> Result<Exit> {
+    let path = capture_path(&a.input)?;
+    let reader = FileReader::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    let s = summarize(&reader, &path.display().to_string())?;
+    if a.json {
+        let out = serde_json::json!({ "summary": s, "timeline": timeline_events(&s) });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print!("{}", text(&s, a.top));
+    }
+    for e in &s.errors {
+        eprintln!("warning: {e}");
+    }
+    Ok(if s.errors.is_empty() {
+        Exit::Ok
+    } else {
+        Exit::Incomplete
+    })
+}
+
+fn when(t: Option<&vestige_analyze::pcap::CaptureTime>) -> &str {
+    t.map_or("-", |t| t.utc.as_str())
+}
+
+/// The readable report. Every string from the capture is already display-safe.
+fn text(s: &TrafficSummary, top: usize) -> String {
+    use std::fmt::Write;
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "{}: {:?}, {} packets ({} bytes on the wire), {} undecodable; {} .. {}",
+        s.source,
+        s.format,
+        s.packets,
+        s.original_bytes,
+        s.undecodable_packets,
+        when(s.first.as_ref()),
+        when(s.last.as_ref())
+    );
+    let _ = writeln!(o, "\nConversations ({}):", s.conversations.len());
+    for c in s.conversations.iter().take(top) {
+        let _ = writeln!(
+            o,
+            "  {:<5} {:>22} <-> {:<22} {:>6} pkts {:>10} bytes  from {}",
+            c.protocol_name,
+            c.a.to_string(),
+            c.b.to_string(),
+            c.packets_a_to_b + c.packets_b_to_a,
+            c.bytes_a_to_b + c.bytes_b_to_a,
+            when(c.first.as_ref())
+        );
+    }
+    let _ = writeln!(o, "\nDNS ({}):", s.dns.len());
+    for d in s.dns.iter().take(top) {
+        let _ = writeln!(
+            o,
+            "  {} {} {:<5} {} {} -> {}",
+            when(d.time.as_ref()),
+            if d.is_response { "answer" } else { "query " },
+            d.qtype_name,
+            d.query_name,
+            d.client,
+            d.server
+        );
+    }
+    let _ = writeln!(o, "\nTLS server names ({}):", s.tls_client_hellos.len());
+    for t in s.tls_client_hellos.iter().take(top) {
+        let _ = writeln!(
+            o,
+            "  {} {} {} -> {}",
+            when(t.time.as_ref()),
+            t.server_name.as_deref().unwrap_or("(no SNI)"),
+            t.client,
+            t.server
+        );
+    }
+    let _ = writeln!(o, "\nHTTP requests ({}):", s.http_requests.len());
+    for h in s.http_requests.iter().take(top) {
+        let _ = writeln!(
+            o,
+            "  {} {} {}{} {} -> {}",
+            when(h.time.as_ref()),
+            h.method,
+            h.host.as_deref().unwrap_or("(no Host)"),
+            h.path,
+            h.client,
+            h.server
+        );
+    }
+    o
+}
