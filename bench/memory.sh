@@ -14,6 +14,7 @@
 #   avml           raw LiME, no hashing
 #   avml-snappy    avml --compress (snappy-framed LiME), no hashing
 #   vestige        seekable-zstd LiME (level 3) + SHA-256 + per-chunk BLAKE3 + signature
+#   vestige-l1     the same at zstd level 1
 # Times come from the guest's /proc/uptime around each command; the output is deleted
 # after each run so every run finds the same free space. Under TCG the CPU is emulated:
 # ratios between tools mean more than absolute numbers.
@@ -77,6 +78,7 @@ for i in \$(\$B seq $reps); do
     timed avml /mnt/avml.lime /bin/avml acquire --source /proc/kcore /mnt/avml.lime
     timed avml-snappy /mnt/avml.snappy /bin/avml acquire --compress --source /proc/kcore /mnt/avml.snappy
     timed vestige /mnt/case/mem\$i /bin/vestige acquire memory --method kcore --case /mnt/case --item mem\$i --key /run/k.sec
+    timed vestige-l1 /mnt/case/fast\$i /bin/vestige acquire memory --method kcore --level 1 --case /mnt/case --item fast\$i --key /run/k.sec
 done
 echo "BENCH done"
 \$B umount /mnt
@@ -113,9 +115,8 @@ awk -v ram="$ram" '
     if (!(name in best) || t < best[name]) { best[name] = t; sz[name] = size }
 }
 END {
-    printf "%-12s %9s %9s %12s %9s\n", "tool", "seconds", "MB/s", "output", "vs avml"
     for (n in best) {
         mbs = ram / best[n] / 1e6
         printf "%-12s %9.2f %9.1f %11.1f%% %8.2fx%s\n", n, best[n], mbs, 100 * sz[n] / ram, best["avml"] / best[n], (n in failed) ? "  (FAILED)" : ""
     }
-}' "$work/console.log" | sort
+}' "$work/console.log" | sort | { printf "%-12s %9s %9s %12s %9s\n" tool seconds MB/s output "vs avml"; cat; }
