@@ -1,12 +1,27 @@
 //! Memory dump formats from untrusted hands: a LiME file, an ELF core (a hypervisor's dump
 //! or a copy of /proc/kcore) and /proc/iomem text, through the parsers and the LiME
-//! stream built on them. The first byte picks the format.
+//! stream built on them; and a LiME image walked as a Linux kernel (banner search, task
+//! list). The first byte picks the format.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use vestige_acquire::memory::{elf_core, iomem, physmap::PhysMap, stream::LimeStream};
 use vestige_evidence::lime;
+use vestige_analyze::memory::{LimeMemory, LinuxKernel};
 use vestige_evidence::read_at::ReadAt;
+
+/// A fixed kernel for the task-list walk: the banner, symbols and offsets the fuzzer's
+/// images must match to get past locating (seeds do).
+const BANNER: &str = "Linux version 6.1.0-fuzz\n";
+const KALLSYMS: &str = "ffffffff90000100 D linux_banner\nffffffff90001000 D init_task\nffffffff90000200 D page_offset_base\n";
+
+fn isf() -> serde_json::Value {
+    serde_json::json!({"user_types": {
+        "task_struct": {"fields": {
+            "tasks": {"offset": 64}, "pid": {"offset": 128}, "tgid": {"offset": 132},
+            "comm": {"offset": 160}, "real_parent": {"offset": 144}, "cred": {"offset": 152}}},
+        "cred": {"fields": {"uid": {"offset": 8}}}}})
+}
 
 /// Reads the whole stream in odd-sized steps; at most 1 MiB so a huge claimed range
 /// (whose bytes come from the short input, zero-filled) cannot make the run slow.
@@ -25,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&selector, body)) = data.split_first() else {
         return;
     };
-    match selector % 3 {
+    match selector % 4 {
         0 => {
             if let Ok(ranges) = lime::read_ranges(&body) {
                 let mut prev_end = 0u64;
@@ -59,6 +74,18 @@ fuzz_target!(|data: &[u8]| {
                         let covered: u64 = map.pieces().iter().map(|p| p.length_bytes).sum();
                         let gaps: u64 = missing.iter().map(|m| m.1).sum();
                         assert_eq!(covered + gaps, 2 << 20, "kcore map loses or invents RAM");
+                    }
+                }
+            }
+        }
+        3 => {
+            if let Ok(mem) = LimeMemory::open(body) {
+                if let Ok(kernel) = LinuxKernel::locate(&mem, KALLSYMS, &isf(), BANNER) {
+                    if let Ok(walk) = kernel.tasks(&mem) {
+                        assert!(!walk.tasks.is_empty(), "init_task is always listed");
+                        for t in &walk.tasks {
+                            assert!(!t.comm.chars().any(char::is_control));
+                        }
                     }
                 }
             }

@@ -363,13 +363,74 @@ fn live_state_and_memory_of_a_suspect_vm() {
     );
 
     let pid = |p: &serde_json::Value| p["pid"].as_u64().unwrap();
+    let expected = [(pid(httpd), "busybox"), (pid(hidden), "sleep")];
+    // Our own walker of the task list, on the kcore item and on the converted dump (whose
+    // kernel files come from the kcore item: same boot).
+    // Kept for a look after a failure.
+    let kept = keep_dir("live_memory").join("case-mem");
+    let _ = std::fs::remove_dir_all(&kept);
+    run(Command::new("cp")
+        .arg("-a")
+        .arg(case.join("mem"))
+        .arg(&kept));
+    let ours_kcore = own_pslist(&case.join("mem"), None);
+    let ours_dump = own_pslist(&host_case.join("qmp-dump"), Some(&case.join("mem")));
+    // The dump is taken with the guest idle: its list must be whole. The kcore image is
+    // read while the guest runs and may be smeared; then only what was read is compared.
+    assert!(ours_dump.1, "the task list of the QMP dump is broken");
+    for (name, (rows, _)) in [("kcore", &ours_kcore), ("dump", &ours_dump)] {
+        for (pid, comm) in &expected {
+            assert!(
+                rows.iter().any(|(p, c)| p == pid && c == comm),
+                "{name}: pid {pid} ({comm}) not in vestige's pslist: {rows:?}"
+            );
+        }
+        eprintln!(
+            "{name}: vestige analyze pslist lists {} processes",
+            rows.len()
+        );
+    }
     volatility_pslist(
         dir,
         &case,
         &kcore_lime,
         &dump_lime,
-        &[(pid(httpd), "busybox"), (pid(hidden), "sleep")],
+        &expected,
+        [&ours_kcore, &ours_dump],
     );
+}
+
+/// (pid, comm) of `vestige analyze pslist ITEM [--kernel-from K] --json`, and whether the
+/// walk went round the whole list (exit 0; 3 when a smeared live image broke it).
+fn own_pslist(item: &Path, kernel_from: Option<&Path>) -> (Vec<(u64, String)>, bool) {
+    let mut cmd = Command::new(vestige_bin());
+    cmd.args(["analyze", "pslist", "--json"]).arg(item);
+    if let Some(k) = kernel_from {
+        cmd.arg("--kernel-from").arg(k);
+    }
+    let o = cmd.output().unwrap();
+    let rc = o.status.code();
+    assert!(
+        matches!(rc, Some(0 | 3)),
+        "{cmd:?}: {rc:?}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    if rc == Some(3) {
+        eprintln!("note: {}: {}", item.display(), v["broken"]);
+    }
+    let rows = v["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["pid"].as_u64().unwrap_or(0),
+                t["comm"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    (rows, rc == Some(0))
 }
 
 /// (pid, comm) rows of Volatility's pretty pslist output.
@@ -390,6 +451,7 @@ fn volatility_pslist(
     kcore_lime: &[u8],
     dump_lime: &[u8],
     expected: &[(u64, &str)],
+    ours: [&(Vec<(u64, String)>, bool); 2],
 ) {
     // `cargo xtask test` installs it into a venv and names it in VESTIGE_VOL.
     let vol = std::env::var_os("VESTIGE_VOL").unwrap_or_else(|| "vol".into());
@@ -419,7 +481,10 @@ fn volatility_pslist(
         .arg(case.join("mem"))
         .arg("--out")
         .arg(symbols.join("linux")));
-    for (name, bytes) in [("kcore.lime", kcore_lime), ("dump.lime", dump_lime)] {
+    for ((name, bytes), ours) in [("kcore.lime", kcore_lime), ("dump.lime", dump_lime)]
+        .into_iter()
+        .zip(ours)
+    {
         let image = keep.join(name);
         std::fs::write(&image, bytes).unwrap();
         let o = run(Command::new(&vol)
@@ -449,8 +514,27 @@ fn volatility_pslist(
                 String::from_utf8_lossy(&o.stderr)
             );
         }
+        // Our walker and Volatility read the same list: the same processes (every one we
+        // read, when a smeared image broke our walk).
+        let (ours, whole) = ours;
+        let mut theirs: Vec<&(u64, String)> = rows.iter().collect();
+        // Volatility leaves out the list head, init_task (pid 0, swapper/0); we list it.
+        let mut mine: Vec<&(u64, String)> = ours.iter().filter(|(p, _)| *p != 0).collect();
+        theirs.sort();
+        mine.sort();
+        if *whole {
+            assert_eq!(
+                mine, theirs,
+                "{name}: vestige's and Volatility's pslist differ"
+            );
+        } else {
+            assert!(
+                mine.iter().all(|m| theirs.contains(m)),
+                "{name}: vestige lists processes Volatility does not: {mine:?} / {theirs:?}"
+            );
+        }
         eprintln!(
-            "{name}: Volatility pslist lists {} processes, among them {expected:?}",
+            "{name}: Volatility pslist lists {} processes, among them {expected:?}, the same as vestige's",
             rows.len()
         );
     }

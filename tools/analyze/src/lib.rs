@@ -7,6 +7,7 @@
 //! their traffic summary.
 #![forbid(unsafe_code)]
 
+pub mod memory;
 pub mod pcap;
 
 pub use vestige_evidence::read_at::ReadAt;

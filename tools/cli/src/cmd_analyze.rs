@@ -6,15 +6,39 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 use vestige_acquire::net::CAPTURE_FILE;
+use vestige_analyze::memory::{LimeMemory, LinuxKernel};
 use vestige_analyze::pcap::{summarize, timeline_events, TrafficSummary};
+use vestige_evidence::fsutil::read_capped;
+use vestige_evidence::lime::MEMORY_FILE;
 use vestige_evidence::read_at::FileReader;
+use vestige_evidence::seekable::SeekableReader;
 use vestige_evidence::verify::{verify_item, Verdict};
+use vestige_symbols::{generate_isf, KernelIdentity};
 
 #[derive(Debug, Subcommand)]
 pub enum AnalyzeCommand {
     /// Summarise a pcap or pcapng file, or the capture of a `capture net` item (verified
     /// first).
     Pcap(PcapArgs),
+    /// List the processes in a memory item by walking the kernel's task list with the
+    /// symbols captured with it (our own walker; cross-check with Volatility's pslist).
+    Pslist(PslistArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PslistArgs {
+    /// A memory item (from `vestige acquire memory`), verified first.
+    pub item: PathBuf,
+    /// The item holding kernel.kallsyms/btf/version, when the memory item has none (a
+    /// hypervisor dump converted with --from): a live acquisition from the same boot.
+    #[arg(long, value_name = "ITEM")]
+    pub kernel_from: Option<PathBuf>,
+    /// JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Analyse items that do not verify (the result then proves nothing).
+    #[arg(long)]
+    pub no_verify: bool,
 }
 
 #[derive(Debug, Args)]
@@ -32,14 +56,12 @@ pub struct PcapArgs {
 pub fn run(cmd: AnalyzeCommand) -> Result<Exit> {
     match cmd {
         AnalyzeCommand::Pcap(a) => pcap(&a),
+        AnalyzeCommand::Pslist(a) => pslist(&a),
     }
 }
 
-/// The file to read: an item's capture after it verifies, or the file given.
-fn capture_path(input: &Path) -> Result<PathBuf> {
-    if !input.is_dir() {
-        return Ok(input.to_path_buf());
-    }
+/// Refuses an item that does not verify: analysis of unverified evidence proves nothing.
+fn require_verified(input: &Path) -> Result<()> {
     let report = verify_item(input, None, 2, None);
     if !matches!(
         report.verdict,
@@ -51,7 +73,91 @@ fn capture_path(input: &Path) -> Result<PathBuf> {
             report.problems.join("; ")
         );
     }
+    Ok(())
+}
+
+/// The file to read: an item's capture after it verifies, or the file given.
+fn capture_path(input: &Path) -> Result<PathBuf> {
+    if !input.is_dir() {
+        return Ok(input.to_path_buf());
+    }
+    require_verified(input)?;
     Ok(input.join(CAPTURE_FILE))
+}
+
+fn pslist(a: &PslistArgs) -> Result<Exit> {
+    let kernel_item = a.kernel_from.as_deref().unwrap_or(&a.item);
+    if !a.no_verify {
+        require_verified(&a.item)?;
+        if kernel_item != a.item.as_path() {
+            require_verified(kernel_item)?;
+        }
+    }
+    let read = |name: &str| {
+        let p = kernel_item.join(name);
+        read_capped(&p, 256 << 20).with_context(|| format!("reading {}", p.display()))
+    };
+    let kallsyms = String::from_utf8_lossy(&read("kernel.kallsyms")?).into_owned();
+    let btf = read("kernel.btf")?;
+    let banner = String::from_utf8_lossy(&read("kernel.version")?).into_owned();
+    let release = banner
+        .strip_prefix("Linux version ")
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_default()
+        .to_string();
+    let isf = generate_isf(
+        &btf,
+        &kallsyms,
+        &KernelIdentity {
+            banner: banner.clone(),
+            release,
+        },
+    )?;
+    let image = a.item.join(MEMORY_FILE);
+    let file = FileReader::open(&image).with_context(|| format!("opening {}", image.display()))?;
+    let lime =
+        SeekableReader::open(file).with_context(|| format!("reading {}", image.display()))?;
+    let mem = LimeMemory::open(lime)?;
+    let kernel = LinuxKernel::locate(&mem, &kallsyms, &isf, &banner)?;
+    let walk = kernel.tasks(&mem)?;
+    let tasks = &walk.tasks;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "phys_base": format!("{:#x}", kernel.phys_base),
+                "page_offset_base": format!("{:#x}", kernel.page_offset_base),
+                "tasks": tasks,
+                "broken": walk.broken,
+            }))?
+        );
+    } else {
+        println!(
+            "{:>8} {:>8} {:>8} {:>6}  COMM",
+            "PID", "TGID", "PPID", "UID"
+        );
+        for t in tasks {
+            println!(
+                "{:>8} {:>8} {:>8} {:>6}  {}",
+                t.pid,
+                t.tgid,
+                t.ppid,
+                t.uid.map_or("-".to_string(), |u| u.to_string()),
+                t.comm
+            );
+        }
+    }
+    eprintln!(
+        "{} tasks; kernel image at physical {:#x}, direct map at {:#x}",
+        tasks.len(),
+        kernel.phys_base,
+        kernel.page_offset_base
+    );
+    if let Some(b) = &walk.broken {
+        eprintln!("warning: {b} (a smeared live image?); the list above is partial");
+        return Ok(Exit::Incomplete);
+    }
+    Ok(Exit::Ok)
 }
 
 fn pcap(a: &PcapArgs) -> Result<Exit> {
