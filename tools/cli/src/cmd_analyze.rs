@@ -1,6 +1,7 @@
 //! `vestige analyze pcap`: what a packet capture says — conversations, DNS queries, TLS
 //! server names, HTTP hosts — as text or JSON, with timeline events.
 
+use crate::cmd_symbols::CapturedKernel;
 use crate::exit::Exit;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
@@ -8,12 +9,10 @@ use std::path::{Path, PathBuf};
 use vestige_acquire::net::CAPTURE_FILE;
 use vestige_analyze::memory::{LimeMemory, LinuxKernel};
 use vestige_analyze::pcap::{summarize, timeline_events, TrafficSummary};
-use vestige_evidence::fsutil::read_capped;
 use vestige_evidence::lime::MEMORY_FILE;
 use vestige_evidence::read_at::FileReader;
 use vestige_evidence::seekable::SeekableReader;
 use vestige_evidence::verify::{verify_item, Verdict};
-use vestige_symbols::{generate_isf, KernelIdentity};
 
 #[derive(Debug, Subcommand)]
 pub enum AnalyzeCommand {
@@ -61,14 +60,14 @@ pub fn run(cmd: AnalyzeCommand) -> Result<Exit> {
 }
 
 /// Refuses an item that does not verify: analysis of unverified evidence proves nothing.
-fn require_verified(input: &Path) -> Result<()> {
+pub fn require_verified(input: &Path) -> Result<()> {
     let report = verify_item(input, None, 2, None);
     if !matches!(
         report.verdict,
         Verdict::Verified | Verdict::VerifiedIncomplete
     ) {
         bail!(
-            "{} does not verify ({}); refusing to analyse it",
+            "{} does not verify ({}); refusing to use it",
             input.display(),
             report.problems.join("; ")
         );
@@ -93,32 +92,15 @@ fn pslist(a: &PslistArgs) -> Result<Exit> {
             require_verified(kernel_item)?;
         }
     }
-    let read = |name: &str| {
-        let p = kernel_item.join(name);
-        read_capped(&p, 256 << 20).with_context(|| format!("reading {}", p.display()))
-    };
-    let kallsyms = String::from_utf8_lossy(&read("kernel.kallsyms")?).into_owned();
-    let btf = read("kernel.btf")?;
-    let banner = String::from_utf8_lossy(&read("kernel.version")?).into_owned();
-    let release = banner
-        .strip_prefix("Linux version ")
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_default()
-        .to_string();
-    let isf = generate_isf(
-        &btf,
-        &kallsyms,
-        &KernelIdentity {
-            banner: banner.clone(),
-            release,
-        },
-    )?;
+    let k = CapturedKernel::read(kernel_item)?;
+    let isf = k.isf()?;
+    let (kallsyms, banner) = (&k.kallsyms, &k.identity.banner);
     let image = a.item.join(MEMORY_FILE);
     let file = FileReader::open(&image).with_context(|| format!("opening {}", image.display()))?;
     let lime =
         SeekableReader::open(file).with_context(|| format!("reading {}", image.display()))?;
     let mem = LimeMemory::open(lime)?;
-    let kernel = LinuxKernel::locate(&mem, &kallsyms, &isf, &banner)?;
+    let kernel = LinuxKernel::locate(&mem, kallsyms, &isf, banner)?;
     let walk = kernel.tasks(&mem)?;
     let tasks = &walk.tasks;
     if a.json {

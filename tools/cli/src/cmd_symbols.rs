@@ -2,12 +2,12 @@
 //! item, made from the BTF and kallsyms captured with the memory, so `vol -s DIR -f
 //! memory.lime linux.pslist` works without debug packages or dwarf2json.
 
+use crate::cmd_analyze::require_verified;
 use crate::exit::Exit;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use vestige_evidence::fsutil::{read_capped, sha256_hex, write_new};
-use vestige_evidence::verify::{verify_item, Verdict};
 use vestige_symbols::{generate_isf, KernelIdentity};
 
 /// BTF of a large kernel is ~10 MiB and kallsyms a few MiB; more is not a kernel's.
@@ -28,36 +28,50 @@ pub struct SymbolsArgs {
     pub no_verify: bool,
 }
 
+/// The kernel identity a memory item captured: BTF, kallsyms and the banner.
+pub struct CapturedKernel {
+    pub btf: Vec<u8>,
+    pub kallsyms: String,
+    pub identity: KernelIdentity,
+}
+
+impl CapturedKernel {
+    /// Reads kernel.btf, kernel.kallsyms and kernel.version of `item` (not verified here).
+    pub fn read(item: &Path) -> Result<Self> {
+        let read = |name: &str| {
+            let p = item.join(name);
+            read_capped(&p, MAX_INPUT_BYTES).with_context(|| format!("reading {}", p.display()))
+        };
+        let btf = read("kernel.btf")?;
+        let kallsyms = String::from_utf8_lossy(&read("kernel.kallsyms")?).into_owned();
+        let banner = String::from_utf8_lossy(&read("kernel.version")?).into_owned();
+        let release = banner
+            .strip_prefix("Linux version ")
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or_default()
+            .to_string();
+        let identity = KernelIdentity { banner, release };
+        identity.check()?;
+        Ok(CapturedKernel {
+            btf,
+            kallsyms,
+            identity,
+        })
+    }
+
+    /// The Volatility 3 symbol table of this kernel.
+    pub fn isf(&self) -> Result<serde_json::Value> {
+        Ok(generate_isf(&self.btf, &self.kallsyms, &self.identity)?)
+    }
+}
+
 pub fn run(a: &SymbolsArgs) -> Result<Exit> {
     if !a.no_verify {
-        let report = verify_item(&a.item, None, 2, None);
-        if !matches!(
-            report.verdict,
-            Verdict::Verified | Verdict::VerifiedIncomplete
-        ) {
-            bail!(
-                "{} does not verify ({}); refusing to derive symbols from it (--no-verify to force)",
-                a.item.display(),
-                report.problems.join("; ")
-            );
-        }
+        require_verified(&a.item)?;
     }
-    let read = |name: &str| {
-        let p = a.item.join(name);
-        read_capped(&p, MAX_INPUT_BYTES).with_context(|| format!("reading {}", p.display()))
-    };
-    let btf = read("kernel.btf")?;
-    let kallsyms = String::from_utf8_lossy(&read("kernel.kallsyms")?).into_owned();
-    let banner = String::from_utf8_lossy(&read("kernel.version")?).into_owned();
-    let release = banner
-        .strip_prefix("Linux version ")
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_default()
-        .to_string();
-    let identity = KernelIdentity { banner, release };
-    identity.check()?;
-    let isf = generate_isf(&btf, &kallsyms, &identity)
-        .with_context(|| format!("building the ISF from {}", a.item.display()))?;
+    let k = CapturedKernel::read(&a.item)?;
+    let isf = k.isf()?;
+    let (btf, identity) = (&k.btf, &k.identity);
     let json = serde_json::to_vec(&isf)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let path = a.out.join(format!("{}.json", identity.release));
@@ -68,7 +82,7 @@ pub fn run(a: &SymbolsArgs) -> Result<Exit> {
             "isf": path.display().to_string(),
             "sha256": sha256_hex(&json),
             "release": identity.release,
-            "btf_sha256": sha256_hex(&btf),
+            "btf_sha256": sha256_hex(btf),
         })
     );
     eprintln!("wrote {} ({} bytes)", path.display(), json.len());
