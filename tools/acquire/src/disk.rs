@@ -15,10 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use vestige_evidence::custody::{now_utc_rfc3339, CustodyError};
 use vestige_evidence::error_chain;
-use vestige_evidence::manifest::{
-    AcquisitionInfo, ChunkDigests, Manifest, OutputFile, SourceHashes, Status, IMAGE_FILE,
-    MANIFEST_FORMAT,
-};
+use vestige_evidence::manifest::{Manifest, OutputFile, Status, IMAGE_FILE, MANIFEST_FORMAT};
 
 /// What to acquire and how.
 #[derive(Debug)]
@@ -183,24 +180,9 @@ pub fn acquire_disk(
         source: src.identity.clone(),
         host,
         times: seal::times(started, finished),
-        acquisition: AcquisitionInfo {
-            bytes_expected: src.identity.size_bytes,
-            bytes_acquired: out.bytes_acquired,
-            unreadable_ranges: Vec::new(),
-            chunk_size_bytes: req.pipeline.chunk_size as u64,
-            zstd_level: req.pipeline.level,
-            compression_threads: u32::try_from(req.pipeline.compress_threads).unwrap_or(u32::MAX),
-        },
-        hashes: SourceHashes {
-            sha256: out.sha256.clone(),
-            md5: out.md5.clone(),
-            sha1: out.sha1.clone(),
-        },
-        chunks: ChunkDigests {
-            algorithm: "BLAKE3".to_string(),
-            chunk_size_bytes: req.pipeline.chunk_size as u64,
-            digests: out.chunk_digests.clone(),
-        },
+        acquisition: out.acquisition_info(&req.pipeline, src.identity.size_bytes, Vec::new()),
+        hashes: out.source_hashes(),
+        chunks: out.chunk_digests(&req.pipeline),
         outputs: vec![OutputFile {
             name: IMAGE_FILE.to_string(),
             size_bytes: out.image_size,

@@ -20,6 +20,7 @@ use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Condvar, Mutex};
+use vestige_evidence::manifest::{AcquisitionInfo, ByteRange, ChunkDigests, SourceHashes};
 use vestige_evidence::read_at::ReadAt;
 use vestige_evidence::seekable::{FrameCompressor, FrameEntry, SeekTableWriter};
 use vestige_evidence::stream_hash::{Algorithm, StreamHashers};
@@ -575,6 +576,47 @@ fn write_loop(
         image_size,
         image_sha256: hex::encode(image_hash.finalize()),
         seal_error,
+    }
+}
+
+impl PipelineOutput {
+    /// The manifest's record of what the run did: `bytes_expected` of the source,
+    /// `unreadable_ranges` (in source offsets) zero-filled, and the settings of `cfg`.
+    #[must_use]
+    pub fn acquisition_info(
+        &self,
+        cfg: &PipelineConfig,
+        bytes_expected: u64,
+        unreadable_ranges: Vec<ByteRange>,
+    ) -> AcquisitionInfo {
+        AcquisitionInfo {
+            bytes_expected,
+            bytes_acquired: self.bytes_acquired,
+            unreadable_ranges,
+            chunk_size_bytes: cfg.chunk_size as u64,
+            zstd_level: cfg.level,
+            compression_threads: u32::try_from(cfg.compress_threads).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// The source stream's hashes.
+    #[must_use]
+    pub fn source_hashes(&self) -> SourceHashes {
+        SourceHashes {
+            sha256: self.sha256.clone(),
+            md5: self.md5.clone(),
+            sha1: self.sha1.clone(),
+        }
+    }
+
+    /// The per-chunk BLAKE3 digests, at `cfg`'s chunk size.
+    #[must_use]
+    pub fn chunk_digests(&self, cfg: &PipelineConfig) -> ChunkDigests {
+        ChunkDigests {
+            algorithm: "BLAKE3".to_string(),
+            chunk_size_bytes: cfg.chunk_size as u64,
+            digests: self.chunk_digests.clone(),
+        }
     }
 }
 

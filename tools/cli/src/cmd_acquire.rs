@@ -224,15 +224,9 @@ fn disk(a: &DiskArgs) -> Result<Exit> {
     let pub_rel = setup.public_key_file.clone();
     let cfg = a.stream.pipeline();
 
-    signals::catch_interrupts();
-    let progress = Arc::new(Progress::default());
     // The total comes from the pipeline once the source is open and write-protected:
     // nothing here opens the source first.
-    let display = progress::show(
-        "acquiring",
-        progress::counter_of(Arc::clone(&progress), |p| &p.bytes_total),
-        progress::counter_of(Arc::clone(&progress), |p| &p.bytes_done),
-    );
+    let (progress, display) = start_pipeline_progress("acquiring");
     let req = DiskRequest {
         source: &a.source,
         ctx: setup.context(&a.item),
@@ -248,6 +242,18 @@ fn disk(a: &DiskArgs) -> Result<Exit> {
         &pk.fingerprint(),
         &pub_rel,
     ))
+}
+
+/// Catches Ctrl-C/SIGTERM for a clean stop and shows the pipeline's progress.
+fn start_pipeline_progress(label: &'static str) -> (Arc<Progress>, progress::Display) {
+    signals::catch_interrupts();
+    let progress = Arc::new(Progress::default());
+    let display = progress::show(
+        label,
+        progress::counter_of(Arc::clone(&progress), |p| &p.bytes_total),
+        progress::counter_of(Arc::clone(&progress), |p| &p.bytes_done),
+    );
+    (progress, display)
 }
 
 /// Prints the item's summary (JSON on stdout, a line on stderr) and picks the exit code.
@@ -346,13 +352,7 @@ fn memory(a: &MemoryArgs) -> Result<Exit> {
             LiveArg::Mem => LiveMethod::Mem,
         }),
     };
-    signals::catch_interrupts();
-    let progress = Arc::new(Progress::default());
-    let display = progress::show(
-        "acquiring memory",
-        progress::counter_of(Arc::clone(&progress), |p| &p.bytes_total),
-        progress::counter_of(Arc::clone(&progress), |p| &p.bytes_done),
-    );
+    let (progress, display) = start_pipeline_progress("acquiring memory");
     let req = MemoryRequest {
         source,
         ctx: setup.context(&a.item),

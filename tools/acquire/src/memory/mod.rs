@@ -36,8 +36,8 @@ use vestige_evidence::error_chain;
 use vestige_evidence::fsutil::{sha256_file, sha256_hex, write_new};
 use vestige_evidence::lime::{self, MEMORY_FILE};
 use vestige_evidence::manifest::{
-    AcquisitionInfo, ByteRange, ChunkDigests, Manifest, MemoryInfo, OutputFile, PhysicalRange,
-    SourceHashes, SourceIdentity, Status, WriteProtection, MANIFEST_FORMAT,
+    ByteRange, Manifest, MemoryInfo, OutputFile, PhysicalRange, SourceIdentity, Status,
+    WriteProtection, MANIFEST_FORMAT,
 };
 use vestige_evidence::read_at::ReadAt;
 
@@ -420,24 +420,13 @@ pub fn acquire_memory(
         },
         host,
         times: seal::times(started, finished),
-        acquisition: AcquisitionInfo {
-            bytes_expected: size,
-            bytes_acquired: out.bytes_acquired,
-            unreadable_ranges: stream_ranges(stream.ranges(), &unreadable),
-            chunk_size_bytes: req.pipeline.chunk_size as u64,
-            zstd_level: req.pipeline.level,
-            compression_threads: u32::try_from(req.pipeline.compress_threads).unwrap_or(u32::MAX),
-        },
-        hashes: SourceHashes {
-            sha256: out.sha256.clone(),
-            md5: out.md5.clone(),
-            sha1: out.sha1.clone(),
-        },
-        chunks: ChunkDigests {
-            algorithm: "BLAKE3".to_string(),
-            chunk_size_bytes: req.pipeline.chunk_size as u64,
-            digests: out.chunk_digests.clone(),
-        },
+        acquisition: out.acquisition_info(
+            &req.pipeline,
+            size,
+            stream_ranges(stream.ranges(), &unreadable),
+        ),
+        hashes: out.source_hashes(),
+        chunks: out.chunk_digests(&req.pipeline),
         outputs,
         signing_key: Some(req.ctx.key_ref()),
         memory: Some(MemoryInfo {
