@@ -1,4 +1,5 @@
-//! A suspect Linux VM with known activity: a web server listening on port 8080 and a
+//! A suspect Linux VM with known activity: a web server listening on port 8080, a TCP
+//! connection to port 4444 on loopback, syslogd on /dev/log forwarding over UDP, and a
 //! process whose binary was deleted (`/tmp/.hidden/sleep`). Inside it, `vestige collect
 //! live` and `vestige acquire memory` (from /proc/kcore) write signed items to an evidence
 //! disk; meanwhile the host takes a QMP `dump-guest-memory` of the same VM and converts it
@@ -6,7 +7,9 @@
 //! live snapshot names the listener and the deleted binary (its recovered copy hashes like
 //! the original), the kcore LiME and the converted dump hold the kernel banner at a common
 //! physical address, and, when Volatility 3 is installed, `linux.pslist` with the ISF that
-//! `vestige symbols` makes from the captured BTF and kallsyms lists both processes.
+//! `vestige symbols` makes from the captured BTF and kallsyms lists both processes, and
+//! `vestige analyze pslist`/`sockstat` (our own walkers) agree with Volatility's
+//! `linux.pslist`/`linux.sockstat` and with the live snapshot's socket inodes.
 //!
 //! The VM is Debian's kernel with the appliance's initramfs, its /init replaced by a
 //! busybox script (busybox-static). Skips (passes with a note) when a tool is missing,
@@ -73,6 +76,11 @@ $B mount -t ext4 /dev/vda /mnt || echo "VESTIGE-TEST: evidence mount failed"
 $B ifconfig lo 127.0.0.1 up
 $B mkdir -p /srv && echo hello > /srv/index.html
 $B httpd -p 8080 -f -h /srv &
+$B syslogd -n -O /tmp/messages -R 127.0.0.1:5514 &
+$B sleep 86400 | $B nc -l -p 4444 > /dev/null &
+$B sleep 1
+$B logger -t planted "syslogd forwards this over UDP"
+$B sleep 86400 | $B nc 127.0.0.1 4444 &
 $B mkdir -p /tmp/.hidden && $B cp /bin/busybox /tmp/.hidden/sleep
 /tmp/.hidden/sleep 86400 &
 $B sleep 1
@@ -398,6 +406,50 @@ fn live_state_and_memory_of_a_suspect_vm() {
         &expected,
         [&ours_kcore, &ours_dump],
     );
+
+    // Sockets from memory, on the dump: the planted ones, with the inodes the live
+    // snapshot saw for them (same boot, same processes).
+    let sockets = own_sockstat(&host_case.join("qmp-dump"), &case.join("mem"));
+    let find = |what: &str, f: &dyn Fn(&serde_json::Value) -> bool| {
+        sockets
+            .iter()
+            .find(|s| f(s))
+            .unwrap_or_else(|| panic!("no {what} in vestige's sockstat: {sockets:#?}"))
+            .clone()
+    };
+    let port = |s: &serde_json::Value, k: &str| s[k].as_u64().unwrap_or(0);
+    let web = find("LISTEN on 8080", &|s| {
+        port(s, "local_port") == 8080 && s["state"] == "LISTEN"
+    });
+    assert_eq!(web["pid"], httpd["pid"], "{web}");
+    let client = find("connection to 127.0.0.1:4444", &|s| {
+        port(s, "remote_port") == 4444 && s["state"] == "ESTABLISHED"
+    });
+    find("the server end of the 4444 connection", &|s| {
+        port(s, "local_port") == 4444
+            && port(s, "remote_port") == port(&client, "local_port")
+            && s["state"] == "ESTABLISHED"
+    });
+    find("syslogd's /dev/log", &|s| {
+        s["family"] == "AF_UNIX" && s["local_address"] == "/dev/log"
+    });
+    find("syslogd's UDP socket", &|s| s["protocol"] == "UDP");
+    for live in snap["sockets"].as_array().unwrap() {
+        if ![8080, 4444].contains(&live["local_port"].as_u64().unwrap_or(0)) {
+            continue;
+        }
+        assert!(
+            sockets.iter().any(|s| s["inode"] == live["inode"]
+                && s["local_port"] == live["local_port"]
+                && s["state"] == live["state"]),
+            "the live snapshot's {live} is not in memory: {sockets:#?}"
+        );
+    }
+    eprintln!(
+        "dump: vestige analyze sockstat lists {} sockets",
+        sockets.len()
+    );
+    volatility_sockstat(dir, &sockets);
 }
 
 /// (pid, comm) of `vestige analyze pslist ITEM [--kernel-from K] --json`, and whether the
@@ -433,6 +485,149 @@ fn own_pslist(item: &Path, kernel_from: Option<&Path>) -> (Vec<(u64, String)>, b
     (rows, rc == Some(0))
 }
 
+/// The sockets of `vestige analyze sockstat ITEM --kernel-from K --json` (whole: exit 0).
+fn own_sockstat(item: &Path, kernel_from: &Path) -> Vec<serde_json::Value> {
+    let mut cmd = Command::new(vestige_bin());
+    cmd.args(["analyze", "sockstat", "--json"])
+        .arg(item)
+        .arg("--kernel-from")
+        .arg(kernel_from);
+    let o = run(&mut cmd);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["sockets"].as_array().unwrap().clone()
+}
+
+/// One comparable line per socket: internet sockets by their endpoints and state, unix
+/// sockets by inode and state (and path, when bound to one). Threads are folded into
+/// their process (Volatility lists a row per thread).
+fn socket_key(
+    pid: &str,
+    fd: &str,
+    family: &str,
+    kind: &str,
+    ends: [&str; 4],
+    state: &str,
+    inode: &str,
+) -> String {
+    if family == "AF_UNIX" {
+        let path = if ends[0].starts_with('/') {
+            ends[0]
+        } else {
+            "-"
+        };
+        format!("{pid} {fd} {family} {kind} {path} inode {inode} {state}")
+    } else {
+        format!(
+            "{pid} {fd} {family} {kind} {}:{} -> {}:{} {state}",
+            ends[0], ends[1], ends[2], ends[3]
+        )
+    }
+}
+
+/// With Volatility 3 installed, `linux.sockstat` on the dump (kept by
+/// [`volatility_pslist`]) lists the same sockets as ours.
+fn volatility_sockstat(dir: &Path, ours: &[serde_json::Value]) {
+    let Some(vol) = volatility() else {
+        return;
+    };
+    let keep = keep_dir("live_memory");
+    let o = run(Command::new(&vol)
+        .arg("--offline")
+        .arg("--cache-path")
+        .arg(dir.join("vol-cache"))
+        .args(["-r", "pretty", "-q", "-s"])
+        .arg(keep.join("symbols"))
+        .arg("-f")
+        .arg(keep.join("dump.lime"))
+        .arg("linux.sockstat"));
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    std::fs::write(keep.join("dump.lime.sockstat.txt"), &text).unwrap();
+    let mut lines = text.lines().skip_while(|l| !l.contains("Sock Offset"));
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or_else(|| panic!("no sockstat table:\n{text}"))
+        .split('|')
+        .map(str::trim)
+        .collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let mut theirs: Vec<String> = lines
+        .filter(|l| l.contains('|'))
+        .map(|l| {
+            let c: Vec<&str> = l.split('|').map(str::trim).collect();
+            let get = |n: &str| c.get(col(n)).copied().unwrap_or_default();
+            socket_key(
+                get("PID"),
+                get("FD"),
+                get("Family"),
+                get("Type"),
+                [
+                    get("Source Addr"),
+                    get("Source Port"),
+                    get("Destination Addr"),
+                    get("Destination Port"),
+                ],
+                get("State"),
+                get("Source Port"),
+            )
+        })
+        .collect();
+    let text_of = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "-".to_string(),
+        v => v.to_string(),
+    };
+    let mut mine: Vec<String> = ours
+        .iter()
+        .map(|s| {
+            let t = |k: &str| text_of(&s[k]);
+            socket_key(
+                &t("pid"),
+                &t("fd"),
+                &t("family"),
+                &t("kind"),
+                [
+                    &t("local_address"),
+                    &t("local_port"),
+                    &t("remote_address"),
+                    &t("remote_port"),
+                ],
+                &t("state"),
+                &t("inode"),
+            )
+        })
+        .collect();
+    theirs.sort();
+    theirs.dedup();
+    mine.sort();
+    assert_eq!(
+        mine, theirs,
+        "vestige's and Volatility's sockstat differ:\n{text}"
+    );
+    eprintln!(
+        "dump: Volatility sockstat lists the same {} sockets as vestige's",
+        mine.len()
+    );
+}
+
+/// The Volatility 3 command, when installed (`cargo xtask test` installs it into a
+/// venv and names it in VESTIGE_VOL).
+fn volatility() -> Option<std::ffi::OsString> {
+    let vol = std::env::var_os("VESTIGE_VOL").unwrap_or_else(|| "vol".into());
+    if Command::new(&vol)
+        .arg("-h")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        return Some(vol);
+    }
+    assert!(
+        !tools_required(),
+        "VESTIGE_REQUIRE_TOOLS=1: vol (volatility3) missing"
+    );
+    eprintln!("note: volatility3 missing: cross-check with Volatility skipped");
+    None
+}
+
 /// (pid, comm) rows of Volatility's pretty pslist output.
 fn pslist_rows(text: &str) -> Vec<(u64, String)> {
     text.lines()
@@ -453,20 +648,9 @@ fn volatility_pslist(
     expected: &[(u64, &str)],
     ours: [&(Vec<(u64, String)>, bool); 2],
 ) {
-    // `cargo xtask test` installs it into a venv and names it in VESTIGE_VOL.
-    let vol = std::env::var_os("VESTIGE_VOL").unwrap_or_else(|| "vol".into());
-    let have_vol = Command::new(&vol)
-        .arg("-h")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have_vol {
-        assert!(
-            !tools_required(),
-            "VESTIGE_REQUIRE_TOOLS=1: vol (volatility3) missing"
-        );
-        eprintln!("note: volatility3 missing: pslist cross-check skipped");
+    let Some(vol) = volatility() else {
         return;
-    }
+    };
     // Volatility caches which symbol file matches which banner; a cache from an earlier
     // run with a rewritten ISF makes it skip the table ("symbol_table_name" unmet), so
     // each run gets its own cache, and no network lookups.

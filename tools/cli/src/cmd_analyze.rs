@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 use vestige_acquire::net::CAPTURE_FILE;
-use vestige_analyze::memory::{LimeMemory, LinuxKernel};
+use vestige_analyze::memory::{LimeMemory, LinuxKernel, SocketWalker, Symbols, Types};
 use vestige_analyze::pcap::{summarize, timeline_events, TrafficSummary};
 use vestige_evidence::lime::MEMORY_FILE;
 use vestige_evidence::read_at::FileReader;
@@ -21,11 +21,15 @@ pub enum AnalyzeCommand {
     Pcap(PcapArgs),
     /// List the processes in a memory item by walking the kernel's task list with the
     /// symbols captured with it (our own walker; cross-check with Volatility's pslist).
-    Pslist(PslistArgs),
+    Pslist(MemoryArgs),
+    /// List the sockets each process in a memory item holds open (family, protocol,
+    /// addresses, ports, state; unix paths), from its descriptor table (our own walker;
+    /// cross-check with Volatility's sockstat).
+    Sockstat(MemoryArgs),
 }
 
 #[derive(Debug, Args)]
-pub struct PslistArgs {
+pub struct MemoryArgs {
     /// A memory item (from `vestige acquire memory`), verified first.
     pub item: PathBuf,
     /// The item holding kernel.kallsyms/btf/version, when the memory item has none (a
@@ -56,6 +60,7 @@ pub fn run(cmd: AnalyzeCommand) -> Result<Exit> {
     match cmd {
         AnalyzeCommand::Pcap(a) => pcap(&a),
         AnalyzeCommand::Pslist(a) => pslist(&a),
+        AnalyzeCommand::Sockstat(a) => sockstat(&a),
     }
 }
 
@@ -84,35 +89,95 @@ fn capture_path(input: &Path) -> Result<PathBuf> {
     Ok(input.join(CAPTURE_FILE))
 }
 
-fn pslist(a: &PslistArgs) -> Result<Exit> {
-    let kernel_item = a.kernel_from.as_deref().unwrap_or(&a.item);
-    if !a.no_verify {
-        require_verified(&a.item)?;
-        if kernel_item != a.item.as_path() {
-            require_verified(kernel_item)?;
+/// A memory item's image with its kernel located, and the symbols that located it.
+struct OpenMemory {
+    mem: LimeMemory<SeekableReader<FileReader>>,
+    kernel: LinuxKernel,
+    isf: serde_json::Value,
+    symbols: Symbols,
+}
+
+impl OpenMemory {
+    /// Verifies the item (and the kernel item) unless told not to, then locates the
+    /// kernel in its image.
+    fn open(a: &MemoryArgs) -> Result<Self> {
+        let kernel_item = a.kernel_from.as_deref().unwrap_or(&a.item);
+        if !a.no_verify {
+            require_verified(&a.item)?;
+            if kernel_item != a.item.as_path() {
+                require_verified(kernel_item)?;
+            }
         }
+        let k = CapturedKernel::read(kernel_item)?;
+        let isf = k.isf()?;
+        let symbols = Symbols::parse(&k.kallsyms);
+        let image = a.item.join(MEMORY_FILE);
+        let file =
+            FileReader::open(&image).with_context(|| format!("opening {}", image.display()))?;
+        let lime =
+            SeekableReader::open(file).with_context(|| format!("reading {}", image.display()))?;
+        let mem = LimeMemory::open(lime)?;
+        let kernel = LinuxKernel::locate(&mem, &symbols, Types::new(&isf), &k.identity.banner)?;
+        eprintln!(
+            "kernel image at physical {:#x}, direct map at {:#x}, page tables: {}",
+            kernel.phys_base,
+            kernel.page_offset_base,
+            match &kernel.page_tables {
+                Ok(pt) => format!("{}-level at physical {:#x}", pt.levels, pt.top),
+                Err(why) => format!("not used ({why})"),
+            }
+        );
+        Ok(OpenMemory {
+            mem,
+            kernel,
+            isf,
+            symbols,
+        })
     }
-    let k = CapturedKernel::read(kernel_item)?;
-    let isf = k.isf()?;
-    let (kallsyms, banner) = (&k.kallsyms, &k.identity.banner);
-    let image = a.item.join(MEMORY_FILE);
-    let file = FileReader::open(&image).with_context(|| format!("opening {}", image.display()))?;
-    let lime =
-        SeekableReader::open(file).with_context(|| format!("reading {}", image.display()))?;
-    let mem = LimeMemory::open(lime)?;
-    let kernel = LinuxKernel::locate(&mem, kallsyms, &isf, banner)?;
-    let walk = kernel.tasks(&mem)?;
+
+    /// Where the kernel was found, for JSON output.
+    fn located(&self) -> serde_json::Map<String, serde_json::Value> {
+        let k = &self.kernel;
+        let mut m = serde_json::Map::new();
+        let v = serde_json::json!({
+            "phys_base": format!("{:#x}", k.phys_base),
+            "page_offset_base": format!("{:#x}", k.page_offset_base),
+            "page_tables": match &k.page_tables {
+                Ok(pt) => serde_json::json!({"top": format!("{:#x}", pt.top), "levels": pt.levels}),
+                Err(why) => serde_json::json!({"unused": why}),
+            },
+        });
+        if let serde_json::Value::Object(o) = v {
+            m.extend(o);
+        }
+        m
+    }
+}
+
+/// The exit status of a memory listing: partial results are [`Exit::Incomplete`].
+fn partial(broken: Option<&String>, problems: &[String]) -> Exit {
+    if let Some(b) = broken {
+        eprintln!("warning: {b} (a smeared live image?); the list is partial");
+    }
+    for p in problems {
+        eprintln!("warning: {p}");
+    }
+    if broken.is_some() || !problems.is_empty() {
+        Exit::Incomplete
+    } else {
+        Exit::Ok
+    }
+}
+
+fn pslist(a: &MemoryArgs) -> Result<Exit> {
+    let m = OpenMemory::open(a)?;
+    let walk = m.kernel.tasks(&m.mem)?;
     let tasks = &walk.tasks;
     if a.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "phys_base": format!("{:#x}", kernel.phys_base),
-                "page_offset_base": format!("{:#x}", kernel.page_offset_base),
-                "tasks": tasks,
-                "broken": walk.broken,
-            }))?
-        );
+        let mut out = m.located();
+        out.insert("tasks".into(), serde_json::to_value(tasks)?);
+        out.insert("broken".into(), serde_json::to_value(&walk.broken)?);
+        println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         println!(
             "{:>8} {:>8} {:>8} {:>6}  COMM",
@@ -129,17 +194,57 @@ fn pslist(a: &PslistArgs) -> Result<Exit> {
             );
         }
     }
-    eprintln!(
-        "{} tasks; kernel image at physical {:#x}, direct map at {:#x}",
-        tasks.len(),
-        kernel.phys_base,
-        kernel.page_offset_base
-    );
-    if let Some(b) = &walk.broken {
-        eprintln!("warning: {b} (a smeared live image?); the list above is partial");
-        return Ok(Exit::Incomplete);
+    eprintln!("{} tasks", tasks.len());
+    Ok(partial(walk.broken.as_ref(), &[]))
+}
+
+fn sockstat(a: &MemoryArgs) -> Result<Exit> {
+    let m = OpenMemory::open(a)?;
+    let walk = m.kernel.tasks(&m.mem)?;
+    let scan =
+        SocketWalker::new(Types::new(&m.isf), &m.symbols)?.scan(&m.kernel, &m.mem, &walk.tasks);
+    if a.json {
+        let mut out = m.located();
+        out.insert("sockets".into(), serde_json::to_value(&scan.sockets)?);
+        out.insert("problems".into(), serde_json::to_value(&scan.problems)?);
+        out.insert(
+            "task_list_broken".into(),
+            serde_json::to_value(&walk.broken)?,
+        );
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        let endpoint = |addr: &Option<String>, port: Option<u16>| match (addr, port) {
+            (Some(a), Some(p)) if a.contains(':') => format!("[{a}]:{p}"),
+            (Some(a), Some(p)) => format!("{a}:{p}"),
+            (Some(a), None) => a.clone(),
+            (None, _) => "-".to_string(),
+        };
+        println!(
+            "{:>8} {:>5} {:<9} {:<9} {:<5} {:<12} {:<28} {:<28} {:>9}  COMM",
+            "PID", "FD", "FAMILY", "TYPE", "PROTO", "STATE", "LOCAL", "REMOTE", "INODE"
+        );
+        for s in &scan.sockets {
+            println!(
+                "{:>8} {:>5} {:<9} {:<9} {:<5} {:<12} {:<28} {:<28} {:>9}  {}",
+                s.pid,
+                s.fd,
+                s.family,
+                s.kind,
+                s.protocol,
+                s.state,
+                endpoint(&s.local_address, s.local_port),
+                endpoint(&s.remote_address, s.remote_port),
+                s.inode.map_or("-".to_string(), |i| i.to_string()),
+                s.comm
+            );
+        }
     }
-    Ok(Exit::Ok)
+    eprintln!(
+        "{} sockets in {} processes",
+        scan.sockets.len(),
+        walk.tasks.len()
+    );
+    Ok(partial(walk.broken.as_ref(), &scan.problems))
 }
 
 fn pcap(a: &PcapArgs) -> Result<Exit> {

@@ -10,18 +10,28 @@
 //! * `page_offset_base` (read through the image) gives the direct map, where every other
 //!   task structure lives.
 
+use super::isf::{Symbols, Types};
 use super::physical::{LimeMemory, MemoryError};
 use serde::Serialize;
-use serde_json::Value;
 use std::collections::HashSet;
 use vestige_evidence::read_at::ReadAt;
 
 /// `__START_KERNEL_map` on x86-64.
 const START_KERNEL_MAP: u64 = 0xffff_ffff_8000_0000;
+/// The kernel image mapping's size (`KERNEL_IMAGE_SIZE` with KASLR); modules follow it
+/// and are reached through the page tables.
+const KERNEL_IMAGE_SIZE: u64 = 1 << 30;
 /// The direct map's base without KASLR (`page_offset_base` is absent from kallsyms then).
 const DEFAULT_PAGE_OFFSET: u64 = 0xffff_8880_0000_0000;
+/// `VMALLOC_START` without KASLR: the direct map ends there.
+const DEFAULT_VMALLOC_START: u64 = 0xffff_c900_0000_0000;
 /// No system has this many tasks; a longer list is a loop or garbage.
 const MAX_TASKS: usize = 1 << 20;
+const PAGE: u64 = 4096;
+/// Bits 12..51 of a page-table entry: the next table or the page frame.
+const PTE_ADDRESS: u64 = 0x000f_ffff_ffff_f000;
+const PTE_PRESENT: u64 = 1;
+const PTE_HUGE: u64 = 1 << 7;
 
 /// A process (thread-group leader or thread) from the task list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -61,6 +71,16 @@ struct Offsets {
     cred_uid: u64,
 }
 
+/// The kernel's own page tables (`init_top_pgt`), which map every kernel address:
+/// vmalloc and module memory as well as the image and the direct map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PageTables {
+    /// Physical address of the top-level table.
+    pub top: u64,
+    /// 4 or 5 (la57).
+    pub levels: u8,
+}
+
 /// A located kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinuxKernel {
@@ -68,8 +88,14 @@ pub struct LinuxKernel {
     pub phys_base: u64,
     /// The direct map's base.
     pub page_offset_base: u64,
+    /// Where the direct map ends (`vmalloc_base`).
+    pub direct_map_end: u64,
     /// `init_task`'s runtime virtual address.
     pub init_task: u64,
+    /// The page tables, when they translate `init_task` and its direct-map alias to the
+    /// addresses found without them; otherwise why not (then only image and direct-map
+    /// addresses are read).
+    pub page_tables: Result<PageTables, String>,
     offsets: Offsets,
 }
 
@@ -77,50 +103,28 @@ fn kernel(msg: String) -> MemoryError {
     MemoryError::Kernel(msg)
 }
 
-fn field(isf: &Value, ty: &str, name: &str) -> Result<u64, MemoryError> {
-    isf.get("user_types")
-        .and_then(|t| t.get(ty))
-        .and_then(|t| t.get("fields"))
-        .and_then(|f| f.get(name))
-        .and_then(|f| f.get("offset"))
-        .and_then(Value::as_u64)
-        .ok_or_else(|| kernel(format!("the symbol table has no {ty}.{name}")))
-}
-
-/// The runtime address of kernel symbol `name` in kallsyms text.
-fn symbol(kallsyms: &str, name: &str) -> Option<u64> {
-    vestige_symbols::kallsyms::parse(kallsyms)
-        .symbols
-        .iter()
-        .find(|s| s.name == name && s.module.is_none())
-        .map(|s| s.address)
-}
-
 impl LinuxKernel {
-    /// Finds the kernel in `mem`: `kallsyms` (runtime addresses) and `banner`
-    /// (/proc/version) from the capture, `isf` from `vestige symbols` (the same BTF).
+    /// Finds the kernel in `mem`: `symbols` from the captured kallsyms (runtime
+    /// addresses), `banner` (/proc/version) from the capture, `types` from the ISF that
+    /// `vestige symbols` makes of the same kernel's BTF.
     pub fn locate<R: ReadAt>(
         mem: &LimeMemory<R>,
-        kallsyms: &str,
-        isf: &Value,
+        symbols: &Symbols,
+        types: Types<'_>,
         banner: &str,
     ) -> Result<Self, MemoryError> {
+        let f = |ty: &str, name: &str| types.offset(ty, &[name]);
         let offsets = Offsets {
-            tasks: field(isf, "task_struct", "tasks")?,
-            pid: field(isf, "task_struct", "pid")?,
-            tgid: field(isf, "task_struct", "tgid")?,
-            comm: field(isf, "task_struct", "comm")?,
-            real_parent: field(isf, "task_struct", "real_parent")?,
-            cred: field(isf, "task_struct", "cred")?,
-            cred_uid: field(isf, "cred", "uid")?,
+            tasks: f("task_struct", "tasks")?,
+            pid: f("task_struct", "pid")?,
+            tgid: f("task_struct", "tgid")?,
+            comm: f("task_struct", "comm")?,
+            real_parent: f("task_struct", "real_parent")?,
+            cred: f("task_struct", "cred")?,
+            cred_uid: f("cred", "uid")?,
         };
-        let need = |name: &str| {
-            symbol(kallsyms, name)
-                .filter(|&a| a != 0)
-                .ok_or_else(|| kernel(format!("kallsyms has no address for {name}")))
-        };
-        let init_task = need("init_task")?;
-        let banner_va = need("linux_banner")?;
+        let init_task = symbols.need("init_task")?;
+        let banner_va = symbols.need("linux_banner")?;
         let banner_offset = banner_va.checked_sub(START_KERNEL_MAP).ok_or_else(|| {
             kernel(format!(
                 "linux_banner at {banner_va:#x} is not in the kernel image"
@@ -134,22 +138,69 @@ impl LinuxKernel {
             let mut k = LinuxKernel {
                 phys_base,
                 page_offset_base: DEFAULT_PAGE_OFFSET,
+                direct_map_end: DEFAULT_VMALLOC_START,
                 init_task,
+                page_tables: Err("not looked for yet".to_string()),
                 offsets,
             };
             if k.comm(mem, init_task).ok().as_deref() != Some("swapper/0") {
                 tried.push(format!("{phys_base:#x}"));
                 continue;
             }
-            if let Some(pob) = symbol(kallsyms, "page_offset_base") {
+            if let Some(pob) = symbols.get("page_offset_base") {
                 k.page_offset_base = mem.u64_at(k.image_phys(pob)?)?;
             }
+            if let Some(vmb) = symbols.get("vmalloc_base") {
+                k.direct_map_end = mem.u64_at(k.image_phys(vmb)?)?;
+            }
+            k.page_tables = k.check_page_tables(mem, symbols);
             return Ok(k);
         }
         Err(kernel(format!(
             "no copy of the banner gives a kernel base where init_task.comm is \"swapper/0\" (tried {})",
             if tried.is_empty() { "none".to_string() } else { tried.join(", ") }
         )))
+    }
+
+    /// The page tables from `init_top_pgt`, accepted only when they map `init_task` (an
+    /// image address) and its direct-map alias where the image and direct-map arithmetic
+    /// put them.
+    fn check_page_tables<R: ReadAt>(
+        &self,
+        mem: &LimeMemory<R>,
+        symbols: &Symbols,
+    ) -> Result<PageTables, String> {
+        let top_va = symbols
+            .get("init_top_pgt")
+            .ok_or("kallsyms has no init_top_pgt")?;
+        let top = self.image_phys(top_va).map_err(|e| e.to_string())?;
+        let levels = match symbols.get("__pgtable_l5_enabled") {
+            Some(va) => {
+                let mut b = [0u8; 4];
+                self.read(mem, va, &mut b).map_err(|e| e.to_string())?;
+                if u32::from_le_bytes(b) == 0 {
+                    4
+                } else {
+                    5
+                }
+            }
+            None => 4,
+        };
+        let pt = PageTables { top, levels };
+        let phys = self.image_phys(self.init_task).map_err(|e| e.to_string())?;
+        let alias = self.page_offset_base.wrapping_add(phys);
+        for va in [self.init_task, alias] {
+            match walk_page_tables(mem, pt, va) {
+                Ok(p) if p == phys => {}
+                Ok(p) => {
+                    return Err(format!(
+                        "the page tables at {top:#x} map {va:#x} to {p:#x}, not {phys:#x}"
+                    ))
+                }
+                Err(e) => return Err(format!("the page tables at {top:#x}: {e}")),
+            }
+        }
+        Ok(pt)
     }
 
     /// Physical address of a kernel-image virtual address.
@@ -159,39 +210,71 @@ impl LinuxKernel {
             .ok_or_else(|| kernel(format!("{va:#x} is not a kernel-image address")))
     }
 
-    /// Physical address of a kernel virtual address in the image or the direct map.
-    fn phys(&self, va: u64) -> Result<u64, MemoryError> {
-        if va >= START_KERNEL_MAP {
-            self.image_phys(va)
-        } else if va >= self.page_offset_base {
-            Ok(va - self.page_offset_base)
-        } else {
-            Err(kernel(format!(
-                "{va:#x} is neither in the kernel image nor in the direct map at {:#x}",
+    /// Physical address of a kernel virtual address: arithmetic for the image and the
+    /// direct map, the page tables for anything else (vmalloc, modules).
+    pub fn phys<R: ReadAt>(&self, mem: &LimeMemory<R>, va: u64) -> Result<u64, MemoryError> {
+        if (START_KERNEL_MAP..START_KERNEL_MAP + KERNEL_IMAGE_SIZE).contains(&va) {
+            return self.image_phys(va);
+        }
+        if (self.page_offset_base..self.direct_map_end).contains(&va) {
+            return Ok(va - self.page_offset_base);
+        }
+        match &self.page_tables {
+            Ok(pt) => walk_page_tables(mem, *pt, va),
+            Err(why) => Err(kernel(format!(
+                "{va:#x} is neither in the kernel image nor in the direct map at {:#x}, and the page tables are not usable ({why})",
                 self.page_offset_base
-            )))
+            ))),
         }
     }
 
-    fn read<R: ReadAt>(
+    /// Reads kernel virtual memory, page by page (vmalloc pages are not contiguous).
+    pub(super) fn read<R: ReadAt>(
         &self,
         mem: &LimeMemory<R>,
         va: u64,
         buf: &mut [u8],
     ) -> Result<(), MemoryError> {
-        mem.read(self.phys(va)?, buf)
+        let mut done = 0usize;
+        while done < buf.len() {
+            let at = va.wrapping_add(done as u64);
+            let room = usize::try_from(PAGE - (at & (PAGE - 1))).unwrap_or(1);
+            let n = room.min(buf.len() - done);
+            let part = buf.get_mut(done..done + n).unwrap_or_default();
+            mem.read(self.phys(mem, at)?, part)?;
+            done += n;
+        }
+        Ok(())
     }
 
-    fn u64_at<R: ReadAt>(&self, mem: &LimeMemory<R>, va: u64) -> Result<u64, MemoryError> {
+    pub(super) fn u64_at<R: ReadAt>(
+        &self,
+        mem: &LimeMemory<R>,
+        va: u64,
+    ) -> Result<u64, MemoryError> {
         let mut b = [0u8; 8];
         self.read(mem, va, &mut b)?;
         Ok(u64::from_le_bytes(b))
     }
 
-    fn u32_at<R: ReadAt>(&self, mem: &LimeMemory<R>, va: u64) -> Result<u32, MemoryError> {
+    pub(super) fn u32_at<R: ReadAt>(
+        &self,
+        mem: &LimeMemory<R>,
+        va: u64,
+    ) -> Result<u32, MemoryError> {
         let mut b = [0u8; 4];
         self.read(mem, va, &mut b)?;
         Ok(u32::from_le_bytes(b))
+    }
+
+    pub(super) fn u16_at<R: ReadAt>(
+        &self,
+        mem: &LimeMemory<R>,
+        va: u64,
+    ) -> Result<u16, MemoryError> {
+        let mut b = [0u8; 2];
+        self.read(mem, va, &mut b)?;
+        Ok(u16::from_le_bytes(b))
     }
 
     fn i32_at<R: ReadAt>(&self, mem: &LimeMemory<R>, va: u64) -> Result<i32, MemoryError> {
@@ -200,21 +283,14 @@ impl LinuxKernel {
         Ok(i32::from_le_bytes(b))
     }
 
-    fn comm<R: ReadAt>(&self, mem: &LimeMemory<R>, task: u64) -> Result<String, MemoryError> {
+    pub(super) fn comm<R: ReadAt>(
+        &self,
+        mem: &LimeMemory<R>,
+        task: u64,
+    ) -> Result<String, MemoryError> {
         let mut b = [0u8; 16];
         self.read(mem, task.wrapping_add(self.offsets.comm), &mut b)?;
-        let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
-        Ok(b.get(..end)
-            .unwrap_or_default()
-            .iter()
-            .map(|&c| {
-                if c.is_ascii_graphic() || c == b' ' {
-                    char::from(c).to_string()
-                } else {
-                    format!("\\x{c:02x}")
-                }
-            })
-            .collect())
+        Ok(display_c_string(&b))
     }
 
     fn task<R: ReadAt>(&self, mem: &LimeMemory<R>, addr: u64) -> Result<Task, MemoryError> {
@@ -287,100 +363,76 @@ impl LinuxKernel {
     }
 }
 
-#[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::indexing_slicing,
-    clippy::cast_possible_truncation
-)]
-mod tests {
-    use super::*;
-    use vestige_evidence::lime;
+/// A NUL-terminated byte string from memory, printable (see [`display_bytes`]).
+pub(super) fn display_c_string(b: &[u8]) -> String {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    display_bytes(b.get(..end).unwrap_or_default())
+}
 
-    const BANNER: &str = "Linux version 6.1.0-test (x@y) #1 SMP\n";
-    /// A KASLR'd layout: the image's virtual offset exceeds its physical address.
-    const IMAGE_VA: u64 = 0xffff_ffff_9000_0000;
-    const PHYS_IMAGE: u64 = 0x0100_0000;
-    const POB: u64 = 0xffff_9000_0000_0000;
-    const OFF: Offsets = Offsets {
-        tasks: 0x40,
-        pid: 0x80,
-        tgid: 0x84,
-        comm: 0xa0,
-        real_parent: 0x90,
-        cred: 0x98,
-        cred_uid: 8,
+/// Bytes from memory, printable: anything but ASCII graphic characters and space is
+/// shown as `\xNN`, so a name cannot drive a terminal.
+pub(super) fn display_bytes(b: &[u8]) -> String {
+    b.iter()
+        .map(|&c| {
+            if c.is_ascii_graphic() || c == b' ' {
+                char::from(c).to_string()
+            } else {
+                format!("\\x{c:02x}")
+            }
+        })
+        .collect()
+}
+
+/// Translates `va` through x86-64 page tables (4 or 5 levels, 1 GiB and 2 MiB pages).
+fn walk_page_tables<R: ReadAt>(
+    mem: &LimeMemory<R>,
+    pt: PageTables,
+    va: u64,
+) -> Result<u64, MemoryError> {
+    let shifts: &[u32] = if pt.levels == 5 {
+        &[48, 39, 30, 21, 12]
+    } else {
+        &[39, 30, 21, 12]
     };
-
-    fn isf() -> Value {
-        serde_json::json!({"user_types": {
-            "task_struct": {"fields": {
-                "tasks": {"offset": OFF.tasks}, "pid": {"offset": OFF.pid},
-                "tgid": {"offset": OFF.tgid}, "comm": {"offset": OFF.comm},
-                "real_parent": {"offset": OFF.real_parent}, "cred": {"offset": OFF.cred}}},
-            "cred": {"fields": {"uid": {"offset": OFF.cred_uid}}}}})
-    }
-
-    fn kallsyms() -> String {
-        format!(
-            "{:016x} D linux_banner\n{:016x} D init_task\n{:016x} D page_offset_base\n",
-            IMAGE_VA + 0x100,
-            IMAGE_VA + 0x1000,
-            IMAGE_VA + 0x200
-        )
-    }
-
-    /// Physical memory: 0..1 MiB of direct-map slabs, then the kernel image.
-    struct Mem(Vec<u8>);
-    impl Mem {
-        fn put(&mut self, phys: u64, bytes: &[u8]) {
-            let p = phys as usize;
-            self.0[p..p + bytes.len()].copy_from_slice(bytes);
+    let mut table = pt.top;
+    for &shift in shifts {
+        let entry_at = table + ((va >> shift) & 0x1ff) * 8;
+        let entry = mem.u64_at(entry_at)?;
+        if entry & PTE_PRESENT == 0 {
+            return Err(kernel(format!(
+                "{va:#x} is not mapped (entry at physical {entry_at:#x} is not present)"
+            )));
         }
-        fn task(&mut self, phys: u64, pid: i32, comm: &str, next_va: u64, parent_va: u64) {
-            self.put(phys + OFF.tasks, &next_va.to_le_bytes());
-            self.put(phys + OFF.pid, &pid.to_le_bytes());
-            self.put(phys + OFF.tgid, &pid.to_le_bytes());
-            self.put(phys + OFF.comm, comm.as_bytes());
-            self.put(phys + OFF.real_parent, &parent_va.to_le_bytes());
-            // cred at phys 0x100; uid 1000.
-            self.put(phys + OFF.cred, &(POB + 0x100).to_le_bytes());
+        let frame = entry & PTE_ADDRESS;
+        if shift == 12 || (entry & PTE_HUGE != 0 && (shift == 30 || shift == 21)) {
+            let within = (1u64 << shift) - 1;
+            return Ok((frame & !within) | (va & within));
         }
-        fn lime(&self) -> Vec<u8> {
-            let mut v = lime::header(0, self.0.len() as u64).unwrap().to_vec();
-            v.extend_from_slice(&self.0);
-            v
-        }
+        table = frame;
     }
+    Err(kernel(format!("{va:#x}: no page-table level maps a page")))
+}
 
-    /// init_task → task A (pid 1) → task B (pid 7) → back to init_task.
-    fn system(b_next: Option<u64>) -> Vec<u8> {
-        let mut m = Mem(vec![0u8; (PHYS_IMAGE + 0x10_0000) as usize]);
-        m.put(0x100 + OFF.cred_uid, &1000u32.to_le_bytes());
-        let init_va = IMAGE_VA + 0x1000;
-        let a_va = POB + 0x1_0000;
-        let b_va = POB + 0x2_0000;
-        m.put(PHYS_IMAGE + 0x100, BANNER.as_bytes());
-        m.put(PHYS_IMAGE + 0x200, &POB.to_le_bytes());
-        m.task(
-            PHYS_IMAGE + 0x1000,
-            0,
-            "swapper/0",
-            a_va + OFF.tasks,
-            init_va,
-        );
-        m.task(0x1_0000, 1, "init", b_va + OFF.tasks, init_va);
-        let back = b_next.unwrap_or(init_va + OFF.tasks);
-        m.task(0x2_0000, 7, "evil\x1b[2J", back, a_va);
-        m.lime()
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::super::fixture::{self, system, BANNER, IMAGE_VA, PHYS_IMAGE, POB, TASKS, VMALLOC};
+    use super::*;
+
+    fn locate(m: &fixture::Mem, symbols: &str) -> Result<(LinuxKernel, Vec<u8>), MemoryError> {
+        let img = m.lime();
+        let isf = fixture::isf();
+        let mem = LimeMemory::open(img.as_slice())?;
+        let k = LinuxKernel::locate(&mem, &Symbols::parse(symbols), Types::new(&isf), BANNER)?;
+        Ok((k, img))
     }
 
     #[test]
     fn walks_the_list_through_image_and_direct_map() {
-        let img = system(None);
+        let (k, img) = locate(&system(None), &fixture::kallsyms()).unwrap();
         let mem = LimeMemory::open(img.as_slice()).unwrap();
-        let k = LinuxKernel::locate(&mem, &kallsyms(), &isf(), BANNER).unwrap();
         assert_eq!(k.page_offset_base, POB);
+        assert_eq!(k.direct_map_end, VMALLOC);
         assert_eq!(
             k.phys_base,
             PHYS_IMAGE.wrapping_sub(IMAGE_VA - START_KERNEL_MAP)
@@ -403,16 +455,54 @@ mod tests {
     }
 
     #[test]
+    fn page_tables_are_used_only_when_they_agree() {
+        let mut m = system(None);
+        // Two vmalloc pages backed by pages that are not adjacent, in reverse order.
+        m.map(VMALLOC + 0x1000, 0x5_0000);
+        m.map(VMALLOC + 0x2000, 0x4_0000);
+        m.put(0x5_0ffc, b"spli");
+        m.put(0x4_0000, b"t!");
+        let (k, img) = locate(&m, &fixture::kallsyms()).unwrap();
+        let mem = LimeMemory::open(img.as_slice()).unwrap();
+        assert_eq!(
+            k.page_tables,
+            Ok(PageTables {
+                top: PHYS_IMAGE + 0x4000,
+                levels: 4
+            })
+        );
+        let mut b = [0u8; 6];
+        k.read(&mem, VMALLOC + 0x1ffc, &mut b).unwrap();
+        assert_eq!(&b, b"split!");
+        let e = k.read(&mem, VMALLOC + 0x9000, &mut b).unwrap_err();
+        assert!(e.to_string().contains("not mapped"), "{e}");
+
+        // Tables that map init_task elsewhere are not trusted; vmalloc is then unreadable
+        // and says why.
+        m.map(IMAGE_VA + 0x1000, 0x6_0000);
+        let (k, img) = locate(&m, &fixture::kallsyms()).unwrap();
+        let mem = LimeMemory::open(img.as_slice()).unwrap();
+        let why = k.page_tables.clone().unwrap_err();
+        assert!(why.contains("not 0x"), "{why}");
+        let e = k.read(&mem, VMALLOC + 0x1000, &mut b).unwrap_err();
+        assert!(e.to_string().contains("page tables are not usable"), "{e}");
+        assert_eq!(k.tasks(&mem).unwrap().tasks.len(), 3);
+    }
+
+    #[test]
     fn broken_and_looping_lists_stop_with_a_reason() {
         // B points at a freed entry outside every mapping (a smeared image).
-        let img = system(Some(0xf0));
+        let (k, img) = locate(&system(Some(0xf0)), &fixture::kallsyms()).unwrap();
         let mem = LimeMemory::open(img.as_slice()).unwrap();
-        let k = LinuxKernel::locate(&mem, &kallsyms(), &isf(), BANNER).unwrap();
         let walk = k.tasks(&mem).unwrap();
         assert_eq!(walk.tasks.len(), 3);
         assert!(walk.broken.unwrap().contains("0xf0"));
         // B points back at A: a loop that never returns to init_task.
-        let img = system(Some(POB + 0x1_0000 + OFF.tasks));
+        let (k, img) = locate(
+            &system(Some(POB + fixture::TASK_A + TASKS)),
+            &fixture::kallsyms(),
+        )
+        .unwrap();
         let mem = LimeMemory::open(img.as_slice()).unwrap();
         let walk = k.tasks(&mem).unwrap();
         assert!(walk.broken.unwrap().contains("loops"));
@@ -420,13 +510,18 @@ mod tests {
 
     #[test]
     fn a_wrong_banner_or_missing_symbols_are_named() {
-        let img = system(None);
+        let img = system(None).lime();
         let mem = LimeMemory::open(img.as_slice()).unwrap();
-        let e = LinuxKernel::locate(&mem, &kallsyms(), &isf(), "Linux version 9\n").unwrap_err();
+        let syms = Symbols::parse(&fixture::kallsyms());
+        let isf = fixture::isf();
+        let e =
+            LinuxKernel::locate(&mem, &syms, Types::new(&isf), "Linux version 9\n").unwrap_err();
         assert!(e.to_string().contains("swapper/0"), "{e}");
-        let e = LinuxKernel::locate(&mem, "", &isf(), BANNER).unwrap_err();
+        let e =
+            LinuxKernel::locate(&mem, &Symbols::default(), Types::new(&isf), BANNER).unwrap_err();
         assert!(e.to_string().contains("init_task"), "{e}");
-        let e = LinuxKernel::locate(&mem, &kallsyms(), &serde_json::json!({}), BANNER).unwrap_err();
+        let empty = serde_json::json!({});
+        let e = LinuxKernel::locate(&mem, &syms, Types::new(&empty), BANNER).unwrap_err();
         assert!(e.to_string().contains("task_struct.tasks"), "{e}");
     }
 }
