@@ -1,27 +1,14 @@
 //! Memory dump formats from untrusted hands: a LiME file, an ELF core (a hypervisor's dump
-//! or a copy of /proc/kcore) and /proc/iomem text, through the parsers and the LiME
-//! stream built on them; and a LiME image walked as a Linux kernel (banner search, task
-//! list). The first byte picks the format.
+//! or a copy of /proc/kcore), /proc/iomem text and a VMware state file (.vmss/.vmsn),
+//! through the parsers and the LiME stream built on them; and a LiME image walked as a
+//! Linux kernel (banner search, task list, open sockets). The first byte picks the format.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vestige_acquire::memory::{elf_core, iomem, physmap::PhysMap, stream::LimeStream};
+use vestige_acquire::memory::{elf_core, iomem, physmap::PhysMap, stream::LimeStream, vmware};
 use vestige_evidence::lime;
-use vestige_analyze::memory::{LimeMemory, LinuxKernel};
+use vestige_analyze::memory::{fixture, LimeMemory, LinuxKernel, SocketWalker, Symbols, Types};
 use vestige_evidence::read_at::ReadAt;
-
-/// A fixed kernel for the task-list walk: the banner, symbols and offsets the fuzzer's
-/// images must match to get past locating (seeds do).
-const BANNER: &str = "Linux version 6.1.0-fuzz\n";
-const KALLSYMS: &str = "ffffffff90000100 D linux_banner\nffffffff90001000 D init_task\nffffffff90000200 D page_offset_base\n";
-
-fn isf() -> serde_json::Value {
-    serde_json::json!({"user_types": {
-        "task_struct": {"fields": {
-            "tasks": {"offset": 64}, "pid": {"offset": 128}, "tgid": {"offset": 132},
-            "comm": {"offset": 160}, "real_parent": {"offset": 144}, "cred": {"offset": 152}}},
-        "cred": {"fields": {"uid": {"offset": 8}}}}})
-}
 
 /// Reads the whole stream in odd-sized steps; at most 1 MiB so a huge claimed range
 /// (whose bytes come from the short input, zero-filled) cannot make the run slow.
@@ -40,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&selector, body)) = data.split_first() else {
         return;
     };
-    match selector % 4 {
+    match selector % 5 {
         0 => {
             if let Ok(ranges) = lime::read_ranges(&body) {
                 let mut prev_end = 0u64;
@@ -79,12 +66,54 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         3 => {
+            // The kernel of the analysis crate's fixture (its sparse image is the seed).
+            let isf = fixture::isf();
+            let symbols = Symbols::parse(&fixture::kallsyms());
             if let Ok(mem) = LimeMemory::open(body) {
-                if let Ok(kernel) = LinuxKernel::locate(&mem, KALLSYMS, &isf(), BANNER) {
+                if let Ok(kernel) = LinuxKernel::locate(&mem, &symbols, Types::new(&isf), fixture::BANNER) {
                     if let Ok(walk) = kernel.tasks(&mem) {
                         assert!(!walk.tasks.is_empty(), "init_task is always listed");
                         for t in &walk.tasks {
                             assert!(!t.comm.chars().any(char::is_control));
+                        }
+                        let sockets = SocketWalker::new(Types::new(&isf), &symbols)
+                            .expect("the fixture's types are complete")
+                            .scan(&kernel, &mem, &walk.tasks);
+                        for s in &sockets.sockets {
+                            let text = format!("{:?}{:?}", s.local_address, s.comm);
+                            assert!(!text.chars().any(char::is_control), "{text}");
+                        }
+                    }
+                }
+            }
+        }
+        4 => {
+            if let Ok(state) = vmware::parse(&body) {
+                let len = body.len() as u64;
+                assert!(state.regions.len() <= vmware::MAX_REGIONS);
+                assert!(state.memory_tags <= vmware::MAX_TAGS);
+                if let Some(b) = state.memory_block {
+                    assert!(b.data_offset + b.stored_bytes <= len, "block past the end");
+                }
+                let _ = state.describe();
+                // The body as its own .vmem, and as the file holding a "Memory" block:
+                // every piece inside the memory it was mapped into.
+                for memory in [
+                    vmware::MemoryFile::Separate { size_bytes: len },
+                    vmware::MemoryFile::Embedded,
+                ] {
+                    if let Ok(map) = state.phys_map(memory) {
+                        let (lo, hi) = match (memory, state.memory_block) {
+                            (vmware::MemoryFile::Embedded, Some(b)) => {
+                                (b.data_offset, b.data_offset + b.stored_bytes)
+                            }
+                            _ => (0, len),
+                        };
+                        for p in map.pieces() {
+                            assert!(p.file_offset >= lo && p.file_offset + p.length_bytes <= hi);
+                        }
+                        if let Ok(stream) = LimeStream::new(&body, map) {
+                            drain(&stream);
                         }
                     }
                 }

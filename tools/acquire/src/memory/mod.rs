@@ -4,8 +4,16 @@
 //! with kcore's PT_LOAD segments, the way AVML does), else /dev/crash, else /dev/mem. Each
 //! method that cannot be used is recorded with its reason before the next is tried. From a
 //! file: a hypervisor's ELF dump (QEMU `dump-guest-memory`, `virsh dump --memory-only`), a
-//! LiME file from another tool, or a raw dump (QEMU `memory-backend-file`, VMware .vmem of
-//! a guest whose RAM is one block below the PCI hole), detected by content.
+//! LiME file from another tool, VMware memory, or a raw dump (QEMU `memory-backend-file`),
+//! detected by content.
+//!
+//! VMware: a .vmem holds the guest's RAM regions end to end, so byte N is physical address
+//! N only below the PCI hole; the suspend (.vmss) or snapshot (.vmsn) state file of the same
+//! stem says where each region belongs ([`vmware`]). A .vmem with such a sibling is placed
+//! by its regions (the .vmss is preferred, as Volatility does), and the state file is named
+//! and hashed in the manifest next to the input; a state file given itself (recognised by
+//! its magic) is read with its embedded memory (old snapshots, ESX) or its sibling .vmem.
+//! Only finding the sibling goes by file name; a .vmem without one is taken as raw.
 //!
 //! The LiME stream goes through the disk pipeline, so the item is a seekable zstd
 //! container (memory.lime.zst) that stock `zstd -d` turns into a strict LiME file, with
@@ -18,6 +26,7 @@ pub mod iomem;
 pub mod kernel;
 pub mod physmap;
 pub mod stream;
+pub mod vmware;
 
 use crate::disk::{check_item_name, source_io_err, AcquireError};
 use crate::host;
@@ -37,7 +46,7 @@ use vestige_evidence::fsutil::{sha256_file, sha256_hex, write_new};
 use vestige_evidence::lime::{self, MEMORY_FILE};
 use vestige_evidence::manifest::{
     ByteRange, Manifest, MemoryInfo, OutputFile, PhysicalRange, SourceIdentity, Status,
-    WriteProtection, MANIFEST_FORMAT,
+    VmwareRegion, VmwareStateInfo, WriteProtection, MANIFEST_FORMAT,
 };
 use vestige_evidence::read_at::ReadAt;
 
@@ -57,7 +66,8 @@ pub enum LiveMethod {
 /// The format of a memory dump file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DumpFormat {
-    /// Detect by content: ELF core, LiME, else raw.
+    /// Detect by content: ELF core, LiME, VMware state file, a .vmem with a state file
+    /// beside it, else raw.
     Auto,
     /// An ELF64 core with physical addresses in its PT_LOAD segments.
     ElfCore,
@@ -65,6 +75,9 @@ pub enum DumpFormat {
     Lime,
     /// Raw: byte N of the file is physical address N.
     Raw,
+    /// VMware: a .vmss/.vmsn state file (its embedded memory, or the .vmem beside it), or
+    /// a .vmem placed by the state file beside it.
+    Vmware,
 }
 
 /// Where the memory comes from.
@@ -142,6 +155,7 @@ struct Opened {
     not_captured: Vec<(u64, u64)>,
     fallbacks: Vec<String>,
     input_sha256: Option<String>,
+    vmware_state: Option<VmwareStateInfo>,
 }
 
 fn invalid(path: &Path, msg: String) -> AcquireError {
@@ -208,6 +222,7 @@ fn open_kcore(path: &Path, ram: &[(u64, u64)]) -> Result<Opened, AcquireError> {
         not_captured,
         fallbacks: Vec::new(),
         input_sha256: None,
+        vmware_state: None,
     })
 }
 
@@ -232,6 +247,7 @@ fn open_physical(
         not_captured: Vec::new(),
         fallbacks: Vec::new(),
         input_sha256: None,
+        vmware_state: None,
     })
 }
 
@@ -249,23 +265,18 @@ fn probe(reader: &Positional, map: &PhysMap, path: &Path) -> Result<(), AcquireE
 
 /// Opens a dump file and maps it by its format.
 fn open_file(path: &Path, format: DumpFormat) -> Result<Opened, AcquireError> {
-    let file = File::open(path).map_err(source_io_err(path, "open it read-only"))?;
-    let size = file
-        .metadata()
-        .map_err(source_io_err(path, "stat it"))?
-        .len();
-    let reader = Positional { file, size };
-    let mut head = [0u8; 64];
-    let n = reader
-        .read_at(&mut head, 0)
-        .map_err(source_io_err(path, "read its header"))?;
-    let head = head.get(..n).unwrap_or_default();
+    let (reader, head) = open_dump(path)?;
+    let head = head.as_slice();
     let format = match format {
         DumpFormat::Auto if elf_core::is_elf64_core(head) => DumpFormat::ElfCore,
         DumpFormat::Auto if head.get(..4) == Some(&lime::MAGIC.to_le_bytes()) => DumpFormat::Lime,
+        DumpFormat::Auto if vmware::is_state_file(head) => DumpFormat::Vmware,
+        // Content cannot tell a .vmem from a raw dump: a state file beside it can.
+        DumpFormat::Auto if is_vmem(path) && !state_siblings(path).is_empty() => DumpFormat::Vmware,
         DumpFormat::Auto => DumpFormat::Raw,
         f => f,
     };
+    let size = reader.size;
     let (map, method) = match format {
         DumpFormat::ElfCore => {
             let segs = elf_core::load_segments(&reader, true)
@@ -284,6 +295,10 @@ fn open_file(path: &Path, format: DumpFormat) -> Result<Opened, AcquireError> {
                 .collect();
             (PhysMap::new(pieces), "lime")
         }
+        DumpFormat::Vmware if vmware::is_state_file(head) => {
+            return open_vmware_state(path, reader);
+        }
+        DumpFormat::Vmware => return open_vmem(path, reader),
         DumpFormat::Raw | DumpFormat::Auto => (PhysMap::identity(&[(0, size)]), "raw"),
     };
     let map = map.map_err(|e| invalid(path, e.to_string()))?;
@@ -297,6 +312,159 @@ fn open_file(path: &Path, format: DumpFormat) -> Result<Opened, AcquireError> {
         not_captured: Vec::new(),
         fallbacks: Vec::new(),
         input_sha256: Some(sha),
+        vmware_state: None,
+    })
+}
+
+/// Opens a dump file read-only and reads its first bytes (for detection by content).
+fn open_dump(path: &Path) -> Result<(Positional, Vec<u8>), AcquireError> {
+    let file = File::open(path).map_err(source_io_err(path, "open it read-only"))?;
+    let size = file
+        .metadata()
+        .map_err(source_io_err(path, "stat it"))?
+        .len();
+    let reader = Positional { file, size };
+    let mut head = vec![0u8; 64];
+    let n = reader
+        .read_at(&mut head, 0)
+        .map_err(source_io_err(path, "read its header"))?;
+    head.truncate(n);
+    Ok((reader, head))
+}
+
+/// Whether the file is named like VMware memory (`*.vmem`, any case).
+fn is_vmem(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("vmem"))
+}
+
+/// The state files beside a .vmem (same stem), .vmss before .vmsn as Volatility looks.
+fn state_siblings(vmem: &Path) -> Vec<PathBuf> {
+    ["vmss", "vmsn"]
+        .iter()
+        .map(|ext| vmem.with_extension(ext))
+        .filter(|p| p.is_file())
+        .collect()
+}
+
+/// A .vmem (or a raw-looking file given as `--format vmware`): placed by the regions of
+/// the state file beside it.
+fn open_vmem(path: &Path, reader: Positional) -> Result<Opened, AcquireError> {
+    let siblings = state_siblings(path);
+    let Some(state_path) = siblings.first() else {
+        return Err(invalid(
+            path,
+            format!(
+                "VMware memory needs its state file: neither {} nor {} exists",
+                path.with_extension("vmss").display(),
+                path.with_extension("vmsn").display()
+            ),
+        ));
+    };
+    if let Some(other) = siblings.get(1) {
+        tracing::warn!(used = %state_path.display(), ignored = %other.display(),
+            "two state files beside the .vmem; the suspend state (.vmss) is used");
+    }
+    let (state_reader, _) = open_dump(state_path)?;
+    let beside = |e: &vmware::VmwareError| {
+        invalid(
+            state_path,
+            format!(
+                "{} (the state file beside {}; --format raw reads the .vmem as raw)",
+                error_chain(e),
+                path.display()
+            ),
+        )
+    };
+    let state = vmware::parse(&state_reader).map_err(|e| beside(&e))?;
+    let memory = vmware::MemoryFile::Separate {
+        size_bytes: reader.size,
+    };
+    let map = state.phys_map(memory).map_err(|e| beside(&e))?;
+    vmware_opened(path, reader, state_path, &state, map, false)
+}
+
+/// A state file given itself: its embedded memory, else the .vmem beside it.
+fn open_vmware_state(path: &Path, reader: Positional) -> Result<Opened, AcquireError> {
+    let state = vmware::parse(&reader).map_err(|e| invalid(path, error_chain(&e)))?;
+    if state.memory_block.is_some() {
+        let map = state
+            .phys_map(vmware::MemoryFile::Embedded)
+            .map_err(|e| invalid(path, error_chain(&e)))?;
+        return vmware_opened(path, reader, path, &state, map, true);
+    }
+    let vmem = path.with_extension("vmem");
+    if !vmem.is_file() {
+        return Err(invalid(
+            path,
+            format!(
+                "the VMware state file holds no memory, and its .vmem ({}) is not there",
+                vmem.display()
+            ),
+        ));
+    }
+    let (vmem_reader, _) = open_dump(&vmem)?;
+    let memory = vmware::MemoryFile::Separate {
+        size_bytes: vmem_reader.size,
+    };
+    let map = state
+        .phys_map(memory)
+        .map_err(|e| invalid(path, error_chain(&e)))?;
+    vmware_opened(&vmem, vmem_reader, path, &state, map, false)
+}
+
+/// The memory file `data_path` placed by `state`: both hashed, the state file's header
+/// logged and kept for the manifest.
+fn vmware_opened(
+    data_path: &Path,
+    reader: Positional,
+    state_path: &Path,
+    state: &vmware::StateFile,
+    map: PhysMap,
+    embedded: bool,
+) -> Result<Opened, AcquireError> {
+    tracing::info!(memory = %data_path.display(), state_file = %state_path.display(),
+        "{}", state.describe());
+    tracing::info!(path = %data_path.display(), format = "vmware", "hashing the dump file");
+    let (sha, _) = sha256_file(data_path).map_err(source_io_err(data_path, "hash it"))?;
+    let state_sha = if embedded {
+        sha.clone()
+    } else {
+        tracing::info!(path = %state_path.display(), "hashing the VMware state file");
+        sha256_file(state_path)
+            .map_err(source_io_err(state_path, "hash it"))?
+            .0
+    };
+    let regions = state
+        .regions
+        .iter()
+        .map(|r| VmwareRegion {
+            phys_start: r.guest_page.saturating_mul(vmware::PAGE_BYTES),
+            memory_offset: r.file_page.saturating_mul(vmware::PAGE_BYTES),
+            length_bytes: r.pages.saturating_mul(vmware::PAGE_BYTES),
+        })
+        .collect();
+    Ok(Opened {
+        reader,
+        map,
+        method: "vmware",
+        path: data_path.to_path_buf(),
+        not_captured: Vec::new(),
+        fallbacks: Vec::new(),
+        input_sha256: Some(sha),
+        vmware_state: Some(VmwareStateInfo {
+            path: state_path.display().to_string(),
+            sha256: state_sha,
+            magic: format!(
+                "{:#010x} ({})",
+                state.magic,
+                vmware::magic_meaning(state.magic)
+            ),
+            version: state.version,
+            groups: state.groups.iter().map(|g| g.name.clone()).collect(),
+            memory_embedded: embedded,
+            regions,
+        }),
     })
 }
 
@@ -444,6 +612,7 @@ pub fn acquire_memory(
             not_captured: phys_ranges(&opened.not_captured),
             input_file_sha256: opened.input_sha256.clone(),
             kernel: captured.as_ref().map(|c| c.record.clone()),
+            vmware_state: opened.vmware_state.clone(),
         }),
         capture: None,
     };
@@ -455,9 +624,15 @@ pub fn acquire_memory(
     if let Some(s) = &opened.input_sha256 {
         hashes.insert("input file sha256".to_string(), s.clone());
     }
+    if let Some(v) = &opened.vmware_state {
+        hashes.insert("VMware state file sha256".to_string(), v.sha256.clone());
+    }
     let mut details = BTreeMap::new();
     details.insert("source".to_string(), opened.path.display().to_string());
     details.insert("method".to_string(), opened.method.to_string());
+    if let Some(v) = &opened.vmware_state {
+        details.insert("vmware_state_file".to_string(), v.path.clone());
+    }
     details.insert("status".to_string(), format!("{status:?}").to_lowercase());
     details.insert(
         "unreadable_ranges".to_string(),
