@@ -246,7 +246,7 @@ for ((r = 1; r <= reps; r++)); do
   read -r _ g6 < <(at "$con" "vestige-init: running: vestige verify") || true
   read -r _ g7 < <(at "$con" "vestige-init: power off") || true
   [ -n "${g6:-}" ] && [ -n "${g7:-}" ] && vm_verify_s=$(sub "$g7" "$g6")
-  grep -q 'vestige-init: acquired: vda; failed: none' "$con" || fail "the appliance did not acquire vda alone: $(grep -m 1 'vestige-init: acquired:' "$con" | cut -d' ' -f2-)"
+  grep -q 'vestige-init: acquired: vda; incomplete: none; failed: none' "$con" || fail "the appliance did not acquire vda alone: $(grep -m 1 'vestige-init: acquired:' "$con" | cut -d' ' -f2-)"
   vm_sha=$(sed -n 's/.*acquired [0-9]* bytes; SHA-256 \([0-9a-f]*\).*/\1/p' "$con" | head -n 1)
   [ "$vm_sha" = "$ref_sha" ] || fail "in-VM sha256 ${vm_sha:-none} != sha256sum $ref_sha"
 

@@ -214,21 +214,9 @@ fn unattended(
             return;
         }
     };
-    let (ok, failed) =
-        session::acquire(console, devices, &case, &chosen, &plan.hypervisor_read_only);
-    let list = |v: &[String]| {
-        if v.is_empty() {
-            "none".to_string()
-        } else {
-            v.join(" ")
-        }
-    };
-    console.log(&format!(
-        "acquired: {}; failed: {}",
-        list(&ok),
-        list(&failed)
-    ));
-    if !ok.is_empty() {
+    let outcomes = session::acquire(console, devices, &case, &chosen, &plan.hypervisor_read_only);
+    console.log(&outcomes.summary());
+    if !outcomes.acquired.is_empty() || !outcomes.incomplete.is_empty() {
         session::vestige(console, &["verify", &case.to_string_lossy()]);
     }
     session::save_console(console, &case);

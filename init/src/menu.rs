@@ -118,7 +118,8 @@ pub fn run(console: &Console, devices: &Devices, plan: &Plan, evidence: Option<&
                         }
                     }
                 }
-                session::acquire(console, devices, &case, &chosen, &confirmed);
+                let outcomes = session::acquire(console, devices, &case, &chosen, &confirmed);
+                console.log(&outcomes.summary());
             }
         }
         session::save_console(console, &case);

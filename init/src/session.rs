@@ -175,18 +175,19 @@ pub fn check_space(disks: &[Disk]) -> Result<(), String> {
 /// Acquires `disks` into the case, one item per disk named after the device. A disk that is
 /// not write-protected is skipped unless it is in `confirmed_read_only` (the examiner stated
 /// that the hypervisor attaches it read-only); that statement and the failed write-block are
-/// written into the item's manifest notes. Returns (acquired, failed) item names.
+/// written into the item's manifest notes.
 pub fn acquire(
     console: &Console,
     devices: &Devices,
     case: &Path,
     disks: &[Disk],
     confirmed_read_only: &[String],
-) -> (Vec<String>, Vec<String>) {
-    let (mut ok, mut failed) = (Vec::new(), Vec::new());
+) -> Outcomes {
+    let mut out = Outcomes::default();
     if let Err(e) = check_space(disks) {
         console.warn(&e);
-        return (ok, disks.iter().map(|d| d.name.clone()).collect());
+        out.failed = disks.iter().map(|d| d.name.clone()).collect();
+        return out;
     }
     for d in disks {
         let mut notes = None;
@@ -196,7 +197,7 @@ pub fn acquire(
                     "{}: skipped, not write-protected ({why}); acquire it only if the hypervisor attaches it read-only",
                     d.name
                 ));
-                failed.push(d.name.clone());
+                out.failed.push(d.name.clone());
                 continue;
             }
             let note = format!(
@@ -221,17 +222,56 @@ pub fn acquire(
             args.extend(["--notes", n]);
         }
         match vestige(console, &args) {
-            Some(0) => ok.push(item),
+            Some(0) => out.acquired.push(item),
+            // An item was made, signed and verifiable, but it is not a complete copy:
+            // unreadable sectors (zero-filled, in errors.map) or an early stop.
+            Some(3) => {
+                console.warn(&format!(
+                    "{}: INCOMPLETE acquisition: see {item}/manifest.json (incomplete_reason) and {item}/errors.map",
+                    d.name
+                ));
+                out.incomplete.push(item);
+            }
             code => {
                 console.warn(&format!(
                     "{}: acquisition ended with exit code {code:?}",
                     d.name
                 ));
-                failed.push(item);
+                out.failed.push(item);
             }
         }
     }
-    (ok, failed)
+    out
+}
+
+/// Item names by how their acquisition ended.
+#[derive(Debug, Default)]
+pub struct Outcomes {
+    /// Complete copies.
+    pub acquired: Vec<String>,
+    /// Items that exist but are not complete copies (exit 3).
+    pub incomplete: Vec<String>,
+    /// Disks skipped or acquisitions that made no item.
+    pub failed: Vec<String>,
+}
+
+impl Outcomes {
+    /// The one-line summary init prints (tests and the benchmark look for it).
+    pub fn summary(&self) -> String {
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                v.join(" ")
+            }
+        };
+        format!(
+            "acquired: {}; incomplete: {}; failed: {}",
+            list(&self.acquired),
+            list(&self.incomplete),
+            list(&self.failed)
+        )
+    }
 }
 
 /// Writes the console transcript into the case (console.log, replaced each time).

@@ -20,8 +20,8 @@
 //!     initrd: app.initrd.clone(),
 //!     cmdline: "console=ttyS0 panic=-1 vestige.run=acquire vestige.targets=all vestige.case=C-1".into(),
 //!     drives: vec![
-//!         vm::Drive { path: target, bus: vm::Bus::Virtio, read_only: true },
-//!         vm::Drive { path: evidence.path.clone(), bus: vm::Bus::Virtio, read_only: false },
+//!         vm::Drive { path: target, bus: vm::Bus::Virtio, read_only: true, blkdebug: None },
+//!         vm::Drive { path: evidence.path.clone(), bus: vm::Bus::Virtio, read_only: false, blkdebug: None },
 //!     ],
 //!     memory_mib: 1024,
 //!     cpus: 2,

@@ -118,6 +118,10 @@ pub struct Drive {
     pub bus: Bus,
     /// Attach read-only at the hypervisor (`readonly=on`; every bus but AHCI and IDE).
     pub read_only: bool,
+    /// Read the image through QEMU's blkdebug driver with the rules in this file
+    /// (`file=blkdebug:RULES:IMAGE`): `[inject-error]` sections make chosen sectors
+    /// fail like a bad disk.
+    pub blkdebug: Option<PathBuf>,
 }
 
 /// A boot of the appliance.
@@ -245,7 +249,10 @@ impl Boot {
         let mut scsi_controller = false;
         let mut xhci_controller = false;
         for (i, d) in self.drives.iter().enumerate() {
-            let file = qemu_escape(&d.path);
+            let file = match &d.blkdebug {
+                Some(rules) => format!("blkdebug:{}:{}", qemu_escape(rules), qemu_escape(&d.path)),
+                None => qemu_escape(&d.path),
+            };
             let ro = if d.read_only { ",readonly=on" } else { "" };
             match d.bus {
                 Bus::Virtio => {
@@ -798,6 +805,7 @@ mod tests {
             path: path.into(),
             bus,
             read_only,
+            blkdebug: None,
         };
         let boot = Boot {
             kernel: "/k".into(),

@@ -95,11 +95,13 @@ fn run_scenario(name: &str, s: &Scenario) {
                 path: target.clone(),
                 bus: s.target_bus,
                 read_only: s.target_read_only,
+                blkdebug: None,
             },
             Drive {
                 path: evidence.path.clone(),
                 bus: Bus::Virtio,
                 read_only: false,
+                blkdebug: None,
             },
         ],
         memory_mib: 1024,

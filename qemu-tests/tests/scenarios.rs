@@ -83,6 +83,7 @@ fn drive(path: &Path, bus: Bus, read_only: bool) -> Drive {
         path: path.to_path_buf(),
         bus,
         read_only,
+        blkdebug: None,
     }
 }
 
@@ -409,7 +410,10 @@ fn several_targets_at_once() {
     assert_console_says(
         &log,
         &o,
-        &format!("vestige-init: acquired: {}; failed: none", items.join(" ")),
+        &format!(
+            "vestige-init: acquired: {}; incomplete: none; failed: none",
+            items.join(" ")
+        ),
     );
 
     let root = extract_evidence(&evidence, dir, &log, &o);

@@ -1,12 +1,17 @@
 //! `acquire disk`: one source into one evidence item of a case, signed.
 //!
 //! Order of work: validate the item name → open the source read-only (BLKROSET) → refuse an
-//! output that lives on the source → create the item directory → run the pipeline → write
-//! manifest.json → sign the checksum list (SHA256.sig) → append to the custody log.
+//! output that lives on the source → create the item directory → run the pipeline over the
+//! source through [`RescueReader`] (bad sectors retried, zero-filled, recorded) → write
+//! errors.map (GNU ddrescue mapfile) → write manifest.json → sign the checksum list
+//! (SHA256.sig) → append to the custody log.
 //! An acquisition that stops early keeps its partial image, sealed with a seek table, and a
-//! manifest that says `incomplete` and why; its signature attests exactly that.
+//! manifest that says `incomplete` and why; its signature attests exactly that. So does one
+//! with unreadable sectors: its hash is that of the zero-filled image, and the manifest
+//! and errors.map say which bytes those are.
 
 use crate::pipeline::{self, PipelineConfig, Progress, StopReason};
+use crate::rescue::{ddrescue_mapfile, RescueConfig, RescueReader, RescueReport};
 use crate::seal::{self, ItemContext, ListedFile};
 use crate::{host, source};
 use std::collections::BTreeMap;
@@ -15,7 +20,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use vestige_evidence::custody::{now_utc_rfc3339, CustodyError};
 use vestige_evidence::error_chain;
-use vestige_evidence::manifest::{Manifest, OutputFile, Status, IMAGE_FILE, MANIFEST_FORMAT};
+use vestige_evidence::fsutil::{sha256_hex, write_new};
+use vestige_evidence::manifest::{
+    Manifest, OutputFile, RescueInfo, Status, ERRORS_MAP_FILE, IMAGE_FILE, MANIFEST_FORMAT,
+};
 
 /// What to acquire and how.
 #[derive(Debug)]
@@ -26,6 +34,8 @@ pub struct DiskRequest<'a> {
     pub ctx: ItemContext<'a>,
     /// The pipeline settings.
     pub pipeline: PipelineConfig,
+    /// Bad-sector handling (the sector size is taken from the source).
+    pub rescue: RescueConfig,
 }
 
 /// The outcome of an acquisition that produced an item.
@@ -154,23 +164,83 @@ pub fn acquire_disk(
     let started = now_utc_rfc3339();
     tracing::info!(source = %req.source.display(), size = src.identity.size_bytes,
         item = %item_dir.display(), "acquisition started");
-    let out = pipeline::run(&src.reader, image, &req.pipeline, progress, cancel);
+    let rescue_cfg = RescueConfig {
+        sector_bytes: src.identity.logical_sector_size.unwrap_or(512),
+        ..req.rescue
+    };
+    let block_device = src.device_number.is_some();
+    let source_file = src.reader.file();
+    let rescuer = RescueReader::new(
+        &src.reader,
+        source::open_direct(req.source),
+        rescue_cfg,
+        move || source::current_size(source_file, block_device),
+    );
+    let out = pipeline::run(&rescuer, image, &req.pipeline, progress, cancel);
     let finished = now_utc_rfc3339();
+    let rescued = rescuer.report();
 
-    let status = if out.stopped.is_none() {
+    // The mapfile covers the whole source: read, unreadable, never tried.
+    let map = ddrescue_mapfile(
+        src.identity.size_bytes,
+        out.bytes_acquired,
+        &rescued.unreadable,
+        &format!(
+            "Mapfile of {} (GNU ddrescue format; ddrescuelog reads it)\nsource: {}\nitem: {}\nstarted {started}, finished {finished}",
+            req.ctx.tool.name,
+            src.identity.path,
+            item_dir.display()
+        ),
+    );
+    let map_written = write_new(&item_dir.join(ERRORS_MAP_FILE), map.as_bytes());
+    let status = if out.stopped.is_none() && rescued.unreadable.is_empty() {
         Status::Complete
     } else {
         Status::Incomplete
     };
-    let incomplete_reason = out.stopped.as_ref().map(|r| {
-        format!(
-            "{}; bytes 0..{} acquired, {}..{} missing",
-            error_chain(r),
-            out.bytes_acquired,
-            out.bytes_acquired,
-            src.identity.size_bytes
-        )
+    let incomplete_reason = incompleteness(
+        out.stopped.as_ref(),
+        out.bytes_acquired,
+        src.identity.size_bytes,
+        &rescued,
+        rescue_cfg.retries,
+        map_written.as_ref().err(),
+    );
+    let mut acquisition = out.acquisition_info(
+        &req.pipeline,
+        src.identity.size_bytes,
+        rescued.unreadable.clone(),
+    );
+    acquisition.rescue = Some(RescueInfo {
+        retries: rescue_cfg.retries,
+        sector_size_bytes: rescue_cfg.sector_bytes,
+        direct_io: rescued.direct_io,
+        failed_reads: rescued.failed_reads,
+        recovered_sectors: rescued.recovered_sectors,
+        unreadable_bytes: rescued.unreadable_bytes(),
+        map_file: ERRORS_MAP_FILE.to_string(),
     });
+    let mut outputs = vec![OutputFile {
+        name: IMAGE_FILE.to_string(),
+        size_bytes: out.image_size,
+        sha256: out.image_sha256.clone(),
+    }];
+    let mut listed = vec![ListedFile {
+        name: IMAGE_FILE.to_string(),
+        sha256: out.image_sha256.clone(),
+    }];
+    if map_written.is_ok() {
+        let sha256 = sha256_hex(map.as_bytes());
+        outputs.push(OutputFile {
+            name: ERRORS_MAP_FILE.to_string(),
+            size_bytes: map.len() as u64,
+            sha256: sha256.clone(),
+        });
+        listed.push(ListedFile {
+            name: ERRORS_MAP_FILE.to_string(),
+            sha256,
+        });
+    }
     let manifest = Manifest {
         format: MANIFEST_FORMAT.to_string(),
         status,
@@ -180,26 +250,15 @@ pub fn acquire_disk(
         source: src.identity.clone(),
         host,
         times: seal::times(started, finished),
-        acquisition: out.acquisition_info(&req.pipeline, src.identity.size_bytes, Vec::new()),
+        acquisition,
         hashes: out.source_hashes(),
         chunks: out.chunk_digests(&req.pipeline),
-        outputs: vec![OutputFile {
-            name: IMAGE_FILE.to_string(),
-            size_bytes: out.image_size,
-            sha256: out.image_sha256.clone(),
-        }],
+        outputs,
         signing_key: Some(req.ctx.key_ref()),
         memory: None,
         capture: None,
     };
-    let manifest_sha = req.ctx.seal(
-        &item_dir,
-        &manifest,
-        &[ListedFile {
-            name: IMAGE_FILE.to_string(),
-            sha256: out.image_sha256.clone(),
-        }],
-    )?;
+    let manifest_sha = req.ctx.seal(&item_dir, &manifest, &listed)?;
 
     let mut hashes = BTreeMap::new();
     hashes.insert("source sha256".to_string(), out.sha256.clone());
@@ -215,10 +274,44 @@ pub fn acquire_disk(
     details.insert("source".to_string(), src.identity.path.clone());
     details.insert("status".to_string(), format!("{status:?}").to_lowercase());
     details.insert("bytes_acquired".to_string(), out.bytes_acquired.to_string());
+    details.insert(
+        "bytes_unreadable".to_string(),
+        rescued.unreadable_bytes().to_string(),
+    );
     req.ctx.record_custody("acquire-disk", hashes, details)?;
     Ok(DiskOutcome {
         item_dir,
         manifest,
         stopped: out.stopped,
     })
+}
+
+/// Why the item is not a complete copy, in words for the manifest: unreadable sectors
+/// (zero-filled), an early stop (and which bytes are missing), a mapfile not written.
+fn incompleteness(
+    stopped: Option<&StopReason>,
+    acquired: u64,
+    size: u64,
+    rescued: &RescueReport,
+    retries: u32,
+    map_error: Option<&io::Error>,
+) -> Option<String> {
+    let mut why = Vec::new();
+    if !rescued.unreadable.is_empty() {
+        why.push(format!(
+            "{} bytes in {} ranges could not be read after {retries} retries and are zero-filled in the image (acquisition.unreadable_ranges, {ERRORS_MAP_FILE})",
+            rescued.unreadable_bytes(),
+            rescued.unreadable.len()
+        ));
+    }
+    if let Some(r) = stopped {
+        why.push(format!(
+            "{}; bytes 0..{acquired} acquired, {acquired}..{size} missing",
+            error_chain(r)
+        ));
+    }
+    if let Some(e) = map_error {
+        why.push(format!("{ERRORS_MAP_FILE} could not be written: {e}"));
+    }
+    (!why.is_empty()).then(|| why.join("; "))
 }

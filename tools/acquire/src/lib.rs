@@ -3,6 +3,7 @@
 //!
 //! * [`source`] opens a block device or file read-only (BLKROSET/BLKROGET for devices);
 //! * [`blockdev`] holds the ioctls and sysfs identity (the crate's only `unsafe`);
+//! * [`rescue`] retries bad sectors, zero-fills and records what never reads;
 //! * [`pipeline`] reads in parallel, compresses per chunk, writes in order, hashes in order;
 //! * [`writeback`] starts write-back of the image early, so the final fsync is short;
 //! * [`disk`] ties them into `acquire disk`: item directory, manifest, signature, custody;
@@ -19,6 +20,7 @@ pub mod live_item;
 pub mod memory;
 pub mod net;
 pub mod pipeline;
+pub mod rescue;
 pub mod seal;
 pub mod source;
 pub mod writeback;

@@ -596,6 +596,7 @@ impl PipelineOutput {
             chunk_size_bytes: cfg.chunk_size as u64,
             zstd_level: cfg.level,
             compression_threads: u32::try_from(cfg.compress_threads).unwrap_or(u32::MAX),
+            rescue: None,
         }
     }
 

@@ -94,6 +94,27 @@ fn open_read_only(path: &Path) -> io::Result<(File, &'static str)> {
     }
 }
 
+/// The source opened a second time with O_DIRECT, for sector reads that bypass the page
+/// cache (see [`crate::rescue`]); None where the kernel refuses it (tmpfs, some FUSE).
+pub fn open_direct(path: &Path) -> Option<File> {
+    let open = |flags| OpenOptions::new().read(true).custom_flags(flags).open(path);
+    match open(libc::O_DIRECT | libc::O_NOATIME) {
+        Ok(f) => Some(f),
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => open(libc::O_DIRECT).ok(),
+        Err(_) => None,
+    }
+}
+
+/// The source's size now: BLKGETSIZE64 for a block device (0 once it is removed), the
+/// file length otherwise.
+pub fn current_size(file: &File, block_device: bool) -> io::Result<u64> {
+    if block_device {
+        blockdev::size_bytes(file).map_err(io::Error::from)
+    } else {
+        file.metadata().map(|m| m.len())
+    }
+}
+
 /// Splits a device number into (major, minor).
 fn major_minor(dev: u64) -> (u64, u64) {
     (nix::sys::stat::major(dev), nix::sys::stat::minor(dev))

@@ -14,6 +14,7 @@ use vestige_acquire::memory::{
     acquire_memory, DumpFormat, LiveMethod, MemoryRequest, MemorySource,
 };
 use vestige_acquire::pipeline::{PipelineConfig, Progress, StopReason};
+use vestige_acquire::rescue::RescueConfig;
 use vestige_acquire::seal::ItemContext;
 use vestige_evidence::custody::{Case, NewEntry};
 use vestige_evidence::error_chain;
@@ -89,6 +90,10 @@ impl StreamArgs {
 pub struct DiskArgs {
     /// The source: a block device (set read-only with BLKROSET first) or a regular file.
     pub source: PathBuf,
+    /// Extra attempts for each sector that fails to read, before it is zero-filled and
+    /// recorded in errors.map and the manifest.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub retries: u32,
     #[command(flatten)]
     pub item: ItemArgs,
     #[command(flatten)]
@@ -105,7 +110,8 @@ pub struct MemoryArgs {
     #[arg(long, value_enum, default_value_t = LiveArg::Auto, conflicts_with = "from")]
     pub method: LiveArg,
     /// Convert a dump instead of reading this machine: a QEMU/libvirt ELF core, a LiME
-    /// file, or a raw dump (memory-backend-file, VMware .vmem of a small guest).
+    /// file, VMware memory (a .vmem placed by the .vmss/.vmsn beside it, or a .vmss/.vmsn
+    /// with its memory inside or beside it), or a raw dump (memory-backend-file).
     #[arg(long, value_name = "FILE")]
     pub from: Option<PathBuf>,
     /// The dump's format (default: detected by content).
@@ -127,6 +133,7 @@ pub enum FormatArg {
     Elf,
     Lime,
     Raw,
+    Vmware,
 }
 
 pub fn run(cmd: AcquireCommand) -> Result<Exit> {
@@ -231,6 +238,10 @@ fn disk(a: &DiskArgs) -> Result<Exit> {
         source: &a.source,
         ctx: setup.context(&a.item),
         pipeline: cfg,
+        rescue: RescueConfig {
+            retries: a.retries,
+            ..RescueConfig::default()
+        },
     };
     let outcome = acquire_disk(&req, &progress, &signals::CANCEL);
     display.finish();
@@ -285,6 +296,10 @@ fn report(
             "kernel_problems".to_string(),
             serde_json::json!(mem.kernel.as_ref().map(|k| k.problems.clone())),
         );
+        if let Some(v) = &mem.vmware_state {
+            obj.insert("vmware_state_file".to_string(), v.path.clone().into());
+            obj.insert("vmware_state_sha256".to_string(), v.sha256.clone().into());
+        }
     }
     println!(
         "{}",
@@ -293,6 +308,18 @@ fn report(
     if let Some(mem) = &m.memory {
         for f in &mem.fallbacks {
             eprintln!("not used: {f}");
+        }
+        if let Some(v) = &mem.vmware_state {
+            eprintln!(
+                "VMware memory placed by {} ({} regions{}), recorded in the manifest",
+                v.path,
+                v.regions.len(),
+                if v.memory_embedded {
+                    ", memory inside it"
+                } else {
+                    ""
+                }
+            );
         }
         if !mem.unreadable.is_empty() {
             eprintln!(
@@ -319,13 +346,23 @@ fn report(
         (Status::Incomplete, stopped) => {
             eprintln!(
                 "INCOMPLETE: {}",
-                stopped.map_or_else(|| "stopped early".to_string(), |s| error_chain(s))
+                m.incomplete_reason.clone().unwrap_or_else(
+                    || stopped.map_or_else(|| "stopped early".to_string(), |s| error_chain(s))
+                )
             );
-            eprintln!(
-                "the partial image (bytes 0..{}) is kept in {} and marked incomplete",
-                m.acquisition.bytes_acquired,
-                item_dir.display()
-            );
+            if stopped.is_some() {
+                eprintln!(
+                    "the partial image (bytes 0..{}) is kept in {} and marked incomplete",
+                    m.acquisition.bytes_acquired,
+                    item_dir.display()
+                );
+            } else {
+                eprintln!(
+                    "every byte that read is in {}; SHA-256 of the image with the unreadable bytes zero-filled: {}",
+                    item_dir.display(),
+                    m.hashes.sha256
+                );
+            }
             Exit::Incomplete
         }
     }
@@ -343,6 +380,7 @@ fn memory(a: &MemoryArgs) -> Result<Exit> {
                 FormatArg::Elf => DumpFormat::ElfCore,
                 FormatArg::Lime => DumpFormat::Lime,
                 FormatArg::Raw => DumpFormat::Raw,
+                FormatArg::Vmware => DumpFormat::Vmware,
             },
         },
         None => MemorySource::Live(match a.method {

@@ -16,6 +16,9 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 /// The file name of the image container inside an item directory.
 pub const IMAGE_FILE: &str = "image.zst";
 
+/// The GNU ddrescue mapfile of a disk item: which bytes read, which never did.
+pub const ERRORS_MAP_FILE: &str = "errors.map";
+
 /// `source.kind` of an item holding the volatile state of a live system (no image).
 pub const LIVE_SYSTEM_KIND: &str = "live_system";
 
@@ -98,7 +101,8 @@ pub struct CaptureInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct MemoryInfo {
     /// What was read: "kcore" (/proc/kcore), "crash" (/dev/crash), "mem" (/dev/mem),
-    /// "elf_core" (a hypervisor's ELF dump), "lime" (an existing LiME file) or "raw".
+    /// "elf_core" (a hypervisor's ELF dump), "lime" (an existing LiME file), "vmware" (a
+    /// .vmem or .vmss/.vmsn placed by the state file's memory regions) or "raw".
     pub method: String,
     /// Each method tried before the one used, and why it was not used.
     pub fallbacks: Vec<String>,
@@ -113,6 +117,43 @@ pub struct MemoryInfo {
     pub input_file_sha256: Option<String>,
     /// The running kernel, captured with its memory (absent for `--from`).
     pub kernel: Option<KernelCapture>,
+    /// VMware memory (`--from` a .vmem, .vmss or .vmsn): the state file whose memory
+    /// regions placed the bytes, hashed as the input is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vmware_state: Option<VmwareStateInfo>,
+}
+
+/// The VMware suspended-state (.vmss) or snapshot (.vmsn) file used to place a VMware
+/// guest's memory, and what its header says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct VmwareStateInfo {
+    /// The state file, as given or as found beside the memory file (same stem).
+    pub path: String,
+    /// Its SHA-256, hashed as it was read.
+    pub sha256: String,
+    /// The header magic, e.g. "0xbed2bed2", and what it means.
+    pub magic: String,
+    /// The header word after the magic.
+    pub version: u32,
+    /// Its group names, in table order (bytes outside printable ASCII escaped).
+    pub groups: Vec<String>,
+    /// Whether the memory is stored inside the state file (a "Memory" block) rather than
+    /// in a separate .vmem.
+    pub memory_embedded: bool,
+    /// The regions as the state file gives them (empty: one run from address 0).
+    pub regions: Vec<VmwareRegion>,
+}
+
+/// One memory region of a VMware state file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmwareRegion {
+    /// First guest-physical address (`regionPPN` × 4096).
+    pub phys_start: u64,
+    /// Its offset in the memory file (`regionPageNum` × 4096; in the state file, from the
+    /// start of the "Memory" block's data).
+    pub memory_offset: u64,
+    /// Length in bytes (`regionSize` × 4096).
+    pub length_bytes: u64,
 }
 
 /// A range of physical addresses.
@@ -250,6 +291,29 @@ pub struct AcquisitionInfo {
     pub zstd_level: i32,
     /// Threads used for compression.
     pub compression_threads: u32,
+    /// How read errors were handled (disk acquisitions); absent in older manifests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rescue: Option<RescueInfo>,
+}
+
+/// Bad-sector handling of a disk acquisition: retried, then zero-filled and recorded in
+/// `unreadable_ranges` and in a GNU ddrescue mapfile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct RescueInfo {
+    /// Extra attempts per bad sector.
+    pub retries: u32,
+    /// The unit zero-filled and recorded: the source's logical sector size.
+    pub sector_size_bytes: u32,
+    /// Whether sector reads bypassed the page cache (O_DIRECT).
+    pub direct_io: bool,
+    /// Reads that failed and were split into blocks and sectors.
+    pub failed_reads: u64,
+    /// Sectors that failed and then read on a retry.
+    pub recovered_sectors: u64,
+    /// Bytes that never read, zero-filled in the image.
+    pub unreadable_bytes: u64,
+    /// The mapfile in the item (`ddrescuelog` reads it).
+    pub map_file: String,
 }
 
 /// A byte range of the source.
@@ -406,6 +470,7 @@ impl AcquisitionInfo {
             chunk_size_bytes: 0,
             zstd_level: 0,
             compression_threads: 0,
+            rescue: None,
         }
     }
 }

@@ -215,11 +215,13 @@ fn run_demo() -> Result<()> {
                 path: suspect.clone(),
                 bus: Bus::Virtio,
                 read_only: true,
+                blkdebug: None,
             },
             Drive {
                 path: evidence.path.clone(),
                 bus: Bus::Virtio,
                 read_only: false,
+                blkdebug: None,
             },
         ],
         memory_mib: 1024,
