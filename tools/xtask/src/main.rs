@@ -49,6 +49,8 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("busybox", "busybox-static"),
     // Reads back the pcapng of `vestige capture net`.
     ("tcpdump", "tcpdump"),
+    // Reads back the errors.map of a disk with bad sectors (GNU ddrescue's mapfile).
+    ("ddrescuelog", "gddrescue"),
 ];
 
 /// Volatility 3, from PyPI into a venv under target/ (Debian's pip refuses system
