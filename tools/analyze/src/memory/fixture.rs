@@ -290,6 +290,10 @@ pub fn system(b_next: Option<u64>) -> Mem {
     m.task(TASK_A, 1, "init", b_va + TASKS, INIT_TASK);
     let back = b_next.unwrap_or(INIT_TASK + TASKS);
     m.task(TASK_B, 7, "evil\x1b[2J", back, a_va);
+    // The prev pointers: init_task ← A ← B ← init_task.
+    m.put_u64(TASK_A + TASKS + 8, INIT_TASK + TASKS);
+    m.put_u64(TASK_B + TASKS + 8, a_va + TASKS);
+    m.put_u64(PHYS_IMAGE + 0x1000 + TASKS + 8, b_va + TASKS);
     m.map(INIT_TASK & !0xfff, PHYS_IMAGE + 0x1000);
     m.map(POB + PHYS_IMAGE + 0x1000, PHYS_IMAGE + 0x1000);
     m

@@ -320,8 +320,10 @@ impl LinuxKernel {
     ///
     /// A memory image taken from a running system can be smeared: a process that exited
     /// while memory was read leaves pointers that lead nowhere. The walk then stops there
-    /// and says where ([`TaskWalk::broken`]); the tasks before it are kept. A task seen
-    /// twice that is not the head, or more than a million tasks, also stops it.
+    /// and says where ([`TaskWalk::broken`]), keeps the tasks before it, and walks the
+    /// list backwards from `init_task` (the `prev` pointers) to recover the tasks after
+    /// the break, as far as they lead. A task seen twice that is not the head, or more
+    /// than a million tasks, also stops a walk.
     pub fn tasks<R: ReadAt>(&self, mem: &LimeMemory<R>) -> Result<TaskWalk, MemoryError> {
         let head = self.init_task;
         let mut walk = TaskWalk {
@@ -329,37 +331,78 @@ impl LinuxKernel {
             broken: None,
         };
         let mut seen = HashSet::from([head]);
-        let mut next = self.u64_at(mem, head.wrapping_add(self.offsets.tasks))?;
-        while walk.tasks.len() <= MAX_TASKS {
-            let task = next.wrapping_sub(self.offsets.tasks);
+        let Some(why) = self.follow(mem, &mut walk.tasks, &mut seen, 0)? else {
+            return Ok(walk);
+        };
+        let forward = walk.tasks.len();
+        let mut tail = Vec::new();
+        let back_why = self.follow(mem, &mut tail, &mut seen, 8)?;
+        tail.reverse();
+        walk.broken = Some(format!(
+            "{why}; walking back from init_task recovered {} more{}",
+            tail.len(),
+            back_why.map_or_else(String::new, |b| format!(" (and stopped: {b})"))
+        ));
+        walk.tasks.extend(tail);
+        debug_assert!(walk.tasks.len() >= forward);
+        Ok(walk)
+    }
+
+    /// Follows `init_task`'s list in one direction (`link` 0: `next`, 8: `prev`),
+    /// appending tasks until it returns to the head (None) or breaks (the reason). A task
+    /// already in `seen` ends the walk: the other direction got there first.
+    fn follow<R: ReadAt>(
+        &self,
+        mem: &LimeMemory<R>,
+        tasks: &mut Vec<Task>,
+        seen: &mut HashSet<u64>,
+        link: u64,
+    ) -> Result<Option<String>, MemoryError> {
+        let head = self.init_task;
+        let list = self.offsets.tasks;
+        let back = 8 - link;
+        let mut from = head.wrapping_add(list);
+        let mut next = self.u64_at(mem, from.wrapping_add(link))?;
+        while tasks.len() <= MAX_TASKS {
+            let task = next.wrapping_sub(list);
             if task == head {
-                return Ok(walk);
+                return Ok(None);
             }
             if !seen.insert(task) {
-                walk.broken = Some(format!(
-                    "the task list loops at {task:#x} without returning to init_task"
-                ));
-                return Ok(walk);
+                return Ok((link == 0).then(|| {
+                    format!("the task list loops at {task:#x} without returning to init_task")
+                }));
             }
-            let step = self
-                .task(mem, task)
-                .and_then(|t| Ok((t, self.u64_at(mem, next)?)));
+            // A list entry must point back where we came from (next->prev == this);
+            // garbage in a smeared image rarely does.
+            let step = self.u64_at(mem, next.wrapping_add(back)).and_then(|b| {
+                if b != from {
+                    return Err(kernel(format!(
+                        "list entry {next:#x} points back to {b:#x}, not {from:#x}"
+                    )));
+                }
+                Ok((
+                    self.task(mem, task)?,
+                    self.u64_at(mem, next.wrapping_add(link))?,
+                ))
+            });
             match step {
                 Ok((t, n)) => {
-                    walk.tasks.push(t);
+                    tasks.push(t);
+                    from = next;
                     next = n;
                 }
                 Err(e) => {
-                    walk.broken = Some(format!(
+                    return Ok(Some(format!(
                         "the task list breaks after {} tasks, at list entry {next:#x}: {e}",
-                        walk.tasks.len()
-                    ));
-                    return Ok(walk);
+                        tasks.len()
+                    )))
                 }
             }
         }
-        walk.broken = Some(format!("more than {MAX_TASKS} tasks: not a task list"));
-        Ok(walk)
+        Ok(Some(format!(
+            "more than {MAX_TASKS} tasks: not a task list"
+        )))
     }
 }
 
@@ -506,6 +549,24 @@ mod tests {
         let mem = LimeMemory::open(img.as_slice()).unwrap();
         let walk = k.tasks(&mem).unwrap();
         assert!(walk.broken.unwrap().contains("loops"));
+    }
+
+    #[test]
+    fn a_break_early_in_the_list_is_bridged_from_the_other_end() {
+        // A's next pointer is garbage (the first task of a smeared image); the prev
+        // pointers init_task → B → A still lead back.
+        let mut m = system(None);
+        m.put_u64(fixture::TASK_A + TASKS, 0xf0);
+        let (k, img) = locate(&m, &fixture::kallsyms()).unwrap();
+        let mem = LimeMemory::open(img.as_slice()).unwrap();
+        let walk = k.tasks(&mem).unwrap();
+        let pids: Vec<i32> = walk.tasks.iter().map(|t| t.pid).collect();
+        assert_eq!(pids, vec![0, 1, 7]);
+        let why = walk.broken.unwrap();
+        assert!(
+            why.contains("0xf0") && why.contains("recovered 1 more"),
+            "{why}"
+        );
     }
 
     #[test]
