@@ -5,6 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use std::sync::OnceLock;
 use vestige_acquire::memory::{elf_core, iomem, physmap::PhysMap, stream::LimeStream, vmware};
 use vestige_evidence::lime;
 use vestige_analyze::memory::{fixture, LimeMemory, LinuxKernel, SocketWalker, Symbols, Types};
@@ -66,17 +67,19 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         3 => {
-            // The kernel of the analysis crate's fixture (its sparse image is the seed).
-            let isf = fixture::isf();
-            let symbols = Symbols::parse(&fixture::kallsyms());
+            // The kernel of the analysis crate's fixture (its sparse image is the seed),
+            // built once, not per input.
+            static KERNEL: OnceLock<(serde_json::Value, Symbols)> = OnceLock::new();
+            let (isf, symbols) =
+                KERNEL.get_or_init(|| (fixture::isf(), Symbols::parse(&fixture::kallsyms())));
             if let Ok(mem) = LimeMemory::open(body) {
-                if let Ok(kernel) = LinuxKernel::locate(&mem, &symbols, Types::new(&isf), fixture::BANNER) {
+                if let Ok(kernel) = LinuxKernel::locate(&mem, symbols, Types::new(isf), fixture::BANNER) {
                     if let Ok(walk) = kernel.tasks(&mem) {
                         assert!(!walk.tasks.is_empty(), "init_task is always listed");
                         for t in &walk.tasks {
                             assert!(!t.comm.chars().any(char::is_control));
                         }
-                        let sockets = SocketWalker::new(Types::new(&isf), &symbols)
+                        let sockets = SocketWalker::new(Types::new(isf), symbols)
                             .expect("the fixture's types are complete")
                             .scan(&kernel, &mem, &walk.tasks);
                         for s in &sockets.sockets {

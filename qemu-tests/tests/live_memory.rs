@@ -189,6 +189,41 @@ fn verified(item: &Path) -> Manifest {
     serde_json::from_slice(&std::fs::read(item.join(MANIFEST_FILE)).unwrap()).unwrap()
 }
 
+/// The suspect VM running `init`, with a blank ext4 evidence disk of `evidence_size`
+/// (a `truncate` size) as vda; returns the boot and the evidence disk's path.
+fn suspect_vm(
+    app: &Appliance,
+    dir: &Path,
+    init: &str,
+    evidence_size: &str,
+    cmdline_extra: &str,
+    timeout_secs: u64,
+) -> (Boot, PathBuf) {
+    let initrd = suspect_initrd(app, dir, init);
+    let evidence = dir.join("evidence.raw");
+    run(Command::new("truncate")
+        .arg("-s")
+        .arg(evidence_size)
+        .arg(&evidence));
+    run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&evidence));
+    let boot = Boot {
+        kernel: app.kernel.clone(),
+        initrd,
+        cmdline: format!("console=ttyS0 panic=-1 quiet{cmdline_extra}"),
+        drives: vec![Drive {
+            path: evidence.clone(),
+            bus: Bus::Virtio,
+            read_only: false,
+            blkdebug: None,
+        }],
+        memory_mib: GUEST_MIB,
+        cpus: 2,
+        timeout: Duration::from_secs(timeout_secs),
+        accel: Accel::detect(),
+    };
+    (boot, evidence)
+}
+
 fn vestige_bin() -> PathBuf {
     workspace_root().join("target/debug/vestige")
 }
@@ -200,30 +235,9 @@ fn live_state_and_memory_of_a_suspect_vm() {
     };
     let t = tempfile::tempdir().unwrap();
     let dir = t.path();
-    let initrd = suspect_initrd(&app, dir, INIT);
-    let evidence = dir.join("evidence.raw");
-    run(Command::new("truncate")
-        .arg("-s")
-        .arg("1536M")
-        .arg(&evidence));
-    run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&evidence));
+    let (boot, evidence) = suspect_vm(&app, dir, INIT, "1536M", "", 1200);
     let dump = dir.join("guest.core");
     let socket = dir.join("qmp.sock");
-    let boot = Boot {
-        kernel: app.kernel.clone(),
-        initrd,
-        cmdline: "console=ttyS0 panic=-1 quiet".to_string(),
-        drives: vec![Drive {
-            path: evidence.clone(),
-            bus: Bus::Virtio,
-            read_only: false,
-            blkdebug: None,
-        }],
-        memory_mib: GUEST_MIB,
-        cpus: 2,
-        timeout: Duration::from_secs(1200),
-        accel: Accel::detect(),
-    };
     let log = keep_dir("live_memory").join("console.log");
     let (outcome, scripted) = boot
         .run_interactive(&log, Some(&socket), |live| dump_when_ready(live, &dump))
@@ -735,28 +749,14 @@ fn locked_down_kernel_refuses_memory_cleanly() {
     };
     let t = tempfile::tempdir().unwrap();
     let dir = t.path();
-    let initrd = suspect_initrd(&app, dir, INIT_LOCKDOWN);
-    let evidence = dir.join("evidence.raw");
-    run(Command::new("truncate")
-        .arg("-s")
-        .arg("256M")
-        .arg(&evidence));
-    run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&evidence));
-    let boot = Boot {
-        kernel: app.kernel.clone(),
-        initrd,
-        cmdline: "console=ttyS0 panic=-1 quiet lockdown=confidentiality".to_string(),
-        drives: vec![Drive {
-            path: evidence.clone(),
-            bus: Bus::Virtio,
-            read_only: false,
-            blkdebug: None,
-        }],
-        memory_mib: GUEST_MIB,
-        cpus: 2,
-        timeout: Duration::from_secs(600),
-        accel: Accel::detect(),
-    };
+    let (boot, evidence) = suspect_vm(
+        &app,
+        dir,
+        INIT_LOCKDOWN,
+        "256M",
+        " lockdown=confidentiality",
+        600,
+    );
     let log = keep_dir("live_memory_lockdown").join("console.log");
     let outcome = boot.run(&log).unwrap();
     let context = || format!("console ({}):\n{}", log.display(), outcome.tail(40));

@@ -395,7 +395,7 @@ fn read_loop(
 }
 
 /// Reads until `buf` is full or the source ends; returns the bytes read.
-fn read_full(source: &dyn ReadAt, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+pub(crate) fn read_full(source: &dyn ReadAt, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     let mut done = 0usize;
     while let Some(rest) = buf.get_mut(done..) {
         if rest.is_empty() {

@@ -21,6 +21,7 @@
 //! size that no longer matches the one at open (a pulled USB stick, a hot-unplugged VM
 //! disk, a resized file), ends the read with an error, and the pipeline stops cleanly.
 
+use crate::pipeline::read_full;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
@@ -183,23 +184,6 @@ impl<'a> RescueReader<'a> {
         }
     }
 
-    /// Reads `buf` at `offset`, looping over short reads; `Ok(n < len)` only at the end.
-    fn read_full(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        let mut done = 0usize;
-        while let Some(rest) = buf.get_mut(done..) {
-            if rest.is_empty() {
-                break;
-            }
-            match self.inner.read_at(rest, offset + done as u64) {
-                Ok(0) => break,
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(done)
-    }
-
     /// One attempt at the sector at `sector_start` (aligned), into `out` (a sector).
     fn read_sector(&self, out: &mut [u8], sector_start: u64) -> io::Result<()> {
         let mut direct = self.direct.lock().unwrap_or_else(|p| p.into_inner());
@@ -238,7 +222,7 @@ impl<'a> RescueReader<'a> {
             let block_end = ((at / TRIM_BLOCK_BYTES + 1) * TRIM_BLOCK_BYTES).min(end);
             let range = idx(at - offset)..idx(block_end - offset);
             let block = buf.get_mut(range).unwrap_or_default();
-            match self.read_full(block, at) {
+            match read_full(self.inner, block, at) {
                 Ok(n) if n == block.len() => {}
                 Ok(n) => return Ok(idx(at - offset) + n),
                 Err(e) => {
@@ -310,7 +294,7 @@ impl ReadAt for RescueReader<'_> {
             .len()
             .min(usize::try_from(self.size.saturating_sub(offset_bytes)).unwrap_or(usize::MAX));
         let buf = buf.get_mut(..want).unwrap_or_default();
-        match self.read_full(buf, offset_bytes) {
+        match read_full(self.inner, buf, offset_bytes) {
             Ok(n) => Ok(n),
             Err(e) => self.rescue(buf, offset_bytes, &e),
         }

@@ -9,5 +9,6 @@
 
 pub mod memory;
 pub mod pcap;
+pub mod text;
 
 pub use vestige_evidence::read_at::ReadAt;

@@ -139,17 +139,18 @@ impl OpenMemory {
     fn located(&self) -> serde_json::Map<String, serde_json::Value> {
         let k = &self.kernel;
         let mut m = serde_json::Map::new();
-        let v = serde_json::json!({
-            "phys_base": format!("{:#x}", k.phys_base),
-            "page_offset_base": format!("{:#x}", k.page_offset_base),
-            "page_tables": match &k.page_tables {
+        m.insert("phys_base".into(), format!("{:#x}", k.phys_base).into());
+        m.insert(
+            "page_offset_base".into(),
+            format!("{:#x}", k.page_offset_base).into(),
+        );
+        m.insert(
+            "page_tables".into(),
+            match &k.page_tables {
                 Ok(pt) => serde_json::json!({"top": format!("{:#x}", pt.top), "levels": pt.levels}),
                 Err(why) => serde_json::json!({"unused": why}),
             },
-        });
-        if let serde_json::Value::Object(o) = v {
-            m.extend(o);
-        }
+        );
         m
     }
 }

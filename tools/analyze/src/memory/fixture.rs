@@ -280,6 +280,46 @@ pub struct SockSpec {
     pub unix_path: Option<&'static [u8]>,
 }
 
+impl SockSpec {
+    /// A TCP socket (`family` AF_INET or AF_INET6) in TCP `state`; connected when the
+    /// state is ESTABLISHED.
+    pub fn tcp(
+        family: u16,
+        state: u8,
+        (local, local_port): ([u8; 16], u16),
+        (remote, remote_port): ([u8; 16], u16),
+    ) -> Self {
+        SockSpec {
+            family,
+            sk_type: 1,
+            protocol: 6,
+            state,
+            socket_state: if state == 1 { 3 } else { 1 },
+            local,
+            local_port,
+            remote,
+            remote_port,
+            unix_path: None,
+        }
+    }
+
+    /// A unix socket of `sk_type` in `state`/`socket_state`, bound to `path` if any.
+    pub fn unix(sk_type: u16, state: u8, socket_state: u32, path: Option<&'static [u8]>) -> Self {
+        SockSpec {
+            family: 1,
+            sk_type,
+            protocol: 0,
+            state,
+            socket_state,
+            local: [0; 16],
+            local_port: 0,
+            remote: [0; 16],
+            remote_port: 0,
+            unix_path: path,
+        }
+    }
+}
+
 /// init_task → task A (pid 1) → task B (pid 7) → `b_next` (default: back to init_task),
 /// with page tables mapping init_task, its direct-map alias and one vmalloc page.
 pub fn system(b_next: Option<u64>) -> Mem {

@@ -12,6 +12,7 @@
 
 use super::isf::{Symbols, Types};
 use super::physical::{LimeMemory, MemoryError};
+use crate::text::display_safe;
 use serde::Serialize;
 use std::collections::HashSet;
 use vestige_evidence::read_at::ReadAt;
@@ -28,6 +29,9 @@ const DEFAULT_VMALLOC_START: u64 = 0xffff_c900_0000_0000;
 /// No system has this many tasks; a longer list is a loop or garbage.
 const MAX_TASKS: usize = 1 << 20;
 const PAGE: u64 = 4096;
+/// Offsets of `next` and `prev` in a `struct list_head`.
+const NEXT: u64 = 0;
+const PREV: u64 = 8;
 /// Bits 12..51 of a page-table entry: the next table or the page frame.
 const PTE_ADDRESS: u64 = 0x000f_ffff_ffff_f000;
 const PTE_PRESENT: u64 = 1;
@@ -331,12 +335,11 @@ impl LinuxKernel {
             broken: None,
         };
         let mut seen = HashSet::from([head]);
-        let Some(why) = self.follow(mem, &mut walk.tasks, &mut seen, 0)? else {
+        let Some(why) = self.follow(mem, &mut walk.tasks, &mut seen, NEXT)? else {
             return Ok(walk);
         };
-        let forward = walk.tasks.len();
         let mut tail = Vec::new();
-        let back_why = self.follow(mem, &mut tail, &mut seen, 8)?;
+        let back_why = self.follow(mem, &mut tail, &mut seen, PREV)?;
         tail.reverse();
         walk.broken = Some(format!(
             "{why}; walking back from init_task recovered {} more{}",
@@ -344,11 +347,10 @@ impl LinuxKernel {
             back_why.map_or_else(String::new, |b| format!(" (and stopped: {b})"))
         ));
         walk.tasks.extend(tail);
-        debug_assert!(walk.tasks.len() >= forward);
         Ok(walk)
     }
 
-    /// Follows `init_task`'s list in one direction (`link` 0: `next`, 8: `prev`),
+    /// Follows `init_task`'s list in one direction (`link`: [`NEXT`] or [`PREV`]),
     /// appending tasks until it returns to the head (None) or breaks (the reason). A task
     /// already in `seen` ends the walk: the other direction got there first.
     fn follow<R: ReadAt>(
@@ -360,7 +362,7 @@ impl LinuxKernel {
     ) -> Result<Option<String>, MemoryError> {
         let head = self.init_task;
         let list = self.offsets.tasks;
-        let back = 8 - link;
+        let back = NEXT + PREV - link;
         let mut from = head.wrapping_add(list);
         let mut next = self.u64_at(mem, from.wrapping_add(link))?;
         while tasks.len() <= MAX_TASKS {
@@ -369,7 +371,7 @@ impl LinuxKernel {
                 return Ok(None);
             }
             if !seen.insert(task) {
-                return Ok((link == 0).then(|| {
+                return Ok((link == NEXT).then(|| {
                     format!("the task list loops at {task:#x} without returning to init_task")
                 }));
             }
@@ -406,24 +408,11 @@ impl LinuxKernel {
     }
 }
 
-/// A NUL-terminated byte string from memory, printable (see [`display_bytes`]).
+/// A NUL-terminated byte string from memory, printable (see
+/// [`crate::text::display_safe`]).
 pub(super) fn display_c_string(b: &[u8]) -> String {
     let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
-    display_bytes(b.get(..end).unwrap_or_default())
-}
-
-/// Bytes from memory, printable: anything but ASCII graphic characters and space is
-/// shown as `\xNN`, so a name cannot drive a terminal.
-pub(super) fn display_bytes(b: &[u8]) -> String {
-    b.iter()
-        .map(|&c| {
-            if c.is_ascii_graphic() || c == b' ' {
-                char::from(c).to_string()
-            } else {
-                format!("\\x{c:02x}")
-            }
-        })
-        .collect()
+    display_safe(b.get(..end).unwrap_or_default())
 }
 
 /// Translates `va` through x86-64 page tables (4 or 5 levels, 1 GiB and 2 MiB pages).

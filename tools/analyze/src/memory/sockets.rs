@@ -8,8 +8,9 @@
 //! a problem of that process, and the scan goes on with the next descriptor or process.
 
 use super::isf::{Symbols, Types};
-use super::linux::{display_bytes, display_c_string, LinuxKernel, Task};
+use super::linux::{display_c_string, LinuxKernel, Task};
 use super::physical::{LimeMemory, MemoryError};
+use crate::text::display_safe;
 use serde::Serialize;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use vestige_evidence::read_at::ReadAt;
@@ -321,7 +322,7 @@ impl SocketWalker {
         let mut path = vec![0u8; path_len];
         k.read(mem, addr.wrapping_add(o.unix_path), &mut path)?;
         Ok(Some(match path.split_first() {
-            Some((0, rest)) => format!("@{}", display_bytes(rest)),
+            Some((0, rest)) => format!("@{}", display_safe(rest)),
             _ => display_c_string(&path),
         }))
     }
@@ -421,72 +422,17 @@ mod tests {
     fn populated() -> fixture::Mem {
         let mut m = system(None);
         m.files(TASK_A, 0x3_0000, 64, POB + 0x3_0800);
+        let any = (v4([0, 0, 0, 0]), 0);
         let listen = m.socket(
             0x3_1000,
             1001,
-            &SockSpec {
-                family: AF_INET,
-                sk_type: 1,
-                protocol: 6,
-                state: 10,
-                socket_state: 1,
-                local: v4([0, 0, 0, 0]),
-                local_port: 22,
-                remote: [0; 16],
-                remote_port: 0,
-                unix_path: None,
-            },
+            &SockSpec::tcp(AF_INET, 10, (v4([0, 0, 0, 0]), 22), any),
         );
         let plain = m.plain_file(0x3_2000);
-        let log = m.socket(
-            0x3_3000,
-            1003,
-            &SockSpec {
-                family: AF_UNIX,
-                sk_type: 2,
-                protocol: 0,
-                state: 7,
-                socket_state: 1,
-                local: [0; 16],
-                local_port: 0,
-                remote: [0; 16],
-                remote_port: 0,
-                unix_path: Some(b"/dev/log"),
-            },
-        );
+        let log = m.socket(0x3_3000, 1003, &SockSpec::unix(2, 7, 1, Some(b"/dev/log")));
         // fd 6: a unix stream connected to a server bound to /run/ctl.
-        let client = m.socket(
-            0x3_4000,
-            1006,
-            &SockSpec {
-                family: AF_UNIX,
-                sk_type: 1,
-                protocol: 0,
-                state: 1,
-                socket_state: 3,
-                local: [0; 16],
-                local_port: 0,
-                remote: [0; 16],
-                remote_port: 0,
-                unix_path: None,
-            },
-        );
-        m.socket(
-            0x3_5000,
-            1007,
-            &SockSpec {
-                family: AF_UNIX,
-                sk_type: 1,
-                protocol: 0,
-                state: 1,
-                socket_state: 3,
-                local: [0; 16],
-                local_port: 0,
-                remote: [0; 16],
-                remote_port: 0,
-                unix_path: Some(b"/run/ctl"),
-            },
-        );
+        let client = m.socket(0x3_4000, 1006, &SockSpec::unix(1, 1, 3, None));
+        m.socket(0x3_5000, 1007, &SockSpec::unix(1, 1, 3, Some(b"/run/ctl")));
         m.connect_unix(0x3_4000, 0x3_5000);
         m.put_u64(0x3_0800 + 6 * 8, client);
         m.put_u64(0x3_0800 + 3 * 8, listen);
@@ -501,34 +447,12 @@ mod tests {
         let conn = m.socket(
             0x4_1000,
             1004,
-            &SockSpec {
-                family: AF_INET6,
-                sk_type: 1,
-                protocol: 6,
-                state: 1,
-                socket_state: 3,
-                local: lo,
-                local_port: 8080,
-                remote: lo,
-                remote_port: 40000,
-                unix_path: None,
-            },
+            &SockSpec::tcp(AF_INET6, 1, (lo, 8080), (lo, 40000)),
         );
         let abstract_ = m.socket(
             0x4_2000,
             1005,
-            &SockSpec {
-                family: AF_UNIX,
-                sk_type: 1,
-                protocol: 0,
-                state: 10,
-                socket_state: 1,
-                local: [0; 16],
-                local_port: 0,
-                remote: [0; 16],
-                remote_port: 0,
-                unix_path: Some(b"\0x\0\x1b"),
-            },
+            &SockSpec::unix(1, 10, 1, Some(b"\0x\0\x1b")),
         );
         m.put_u64(0x7_0000 + 2 * 8, 0xdead_0000);
         m.put_u64(0x5_0000 + (600 - 512) * 8, conn);
