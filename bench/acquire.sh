@@ -109,6 +109,23 @@ for ((r = 1; r <= reps; r++)); do
   fi
   rm -rf "$work/case" "$work/keys"; settle
 
+  # a2. the cost of durability: the same acquisition with the image fsynced (and a resume
+  #     journal line written) every 64 MiB, and only once at the end (the default is 256 MiB)
+  for variant in 64:vestige_sync64 1048576:vestige_nosync; do
+    mib=${variant%%:*}; key=${variant##*:}
+    log "vestige acquire --sync-every-mib $mib"
+    "$vestige" case init "$work/case" --case-id BENCH --examiner bench >/dev/null 2>&1
+    if timed "$key" env VESTIGE_KEY_DIR="$work/keys" "$vestige" acquire disk "$corpus" \
+         --case "$work/case" --item disk --sync-every-mib "$mib" >"$work/$key.json" 2>"$work/$key.err"; then
+      s_sha=$(sed -n 's/.*"sha256": *"\([0-9a-f]*\)".*/\1/p' "$work/$key.json")
+      [ "$s_sha" = "$ref_sha" ] || fail "$key sha256 ${s_sha:-none} != sha256sum $ref_sha"
+      outb[$key]=$(stat -c %s "$work/case/disk/image.zst")
+    else
+      fail "$key exited non-zero: $(tail -n 3 "$work/$key.err" | tr '\n' ' ')"
+    fi
+    rm -rf "$work/case" "$work/keys"; settle
+  done
+
   # b. dc3dd
   log "dc3dd"
   if timed dc3dd dc3dd if="$corpus" hash=sha256 of="$work/dc3dd.raw" 2>"$work/dc3dd.log"; then :; else
@@ -186,7 +203,9 @@ row() { # KEY LABEL
   printf '| %s | %.2f | %s | %s | %s | %.1f | %s |\n' "$label" "$s" "$(mbps "$s")" "$ob" "$pct" \
     "$(awk -v k="$m" 'BEGIN{print k / 1024}')" "$ratio"
 }
-row vestige    "vestige acquire (zstd 3, sha256)"
+row vestige    "vestige acquire (zstd 3, sha256; durable every 256 MiB, the default)"
+row vestige_sync64 "vestige acquire --sync-every-mib 64"
+row vestige_nosync "vestige acquire, fsync only at the end (--sync-every-mib 1048576)"
 row dc3dd      "dc3dd hash=sha256 (raw)"
 row ewfacquire "ewfacquire (E01, deflate:fast, md5+sha256, ${ewf_segments:-?} segment(s))"
 row pipeline   "tee + sha256sum + zstd -3 -T0"
@@ -194,7 +213,7 @@ row zstd       "zstd -3 -T0 (no hash)"
 row verify     "vestige verify (reads image)"
 echo
 if [ "$reps" -gt 1 ]; then
-  echo "All runs (seconds): vestige ${runs[vestige]:-—}; dc3dd ${runs[dc3dd]:-—}; ewfacquire ${runs[ewfacquire]:-—}; pipeline ${runs[pipeline]:-—}; zstd ${runs[zstd]:-—}; verify ${runs[verify]:-—}"
+  echo "All runs (seconds): vestige ${runs[vestige]:-—}; sync64 ${runs[vestige_sync64]:-—}; nosync ${runs[vestige_nosync]:-—}; dc3dd ${runs[dc3dd]:-—}; ewfacquire ${runs[ewfacquire]:-—}; pipeline ${runs[pipeline]:-—}; zstd ${runs[zstd]:-—}; verify ${runs[verify]:-—}"
   echo
 fi
 echo "Verify's own report (last run): $(grep -o 'image: .*' "$work/verify.out" 2>/dev/null | head -n 1 || true)"

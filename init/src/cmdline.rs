@@ -76,6 +76,9 @@ pub struct Plan {
     /// read-only by the hypervisor, so an unattended run may acquire them even when the
     /// guest's write-block (BLKROSET) failed. The statement is recorded in each manifest.
     pub hypervisor_read_only: Vec<String>,
+    /// `vestige.resume`, `vestige.sync_every=MIB`, `vestige.space_check=0`: see
+    /// [`crate::session::AcquireOptions`].
+    pub acquire: crate::session::AcquireOptions,
 }
 
 impl Plan {
@@ -100,6 +103,14 @@ impl Plan {
                 .get("hypervisor_ro")
                 .map(|v| name_list(v))
                 .unwrap_or_default(),
+            acquire: crate::session::AcquireOptions {
+                resume: p.get("resume").is_some_and(|v| v != "0"),
+                sync_every_mib: p
+                    .get("sync_every")
+                    .and_then(|v| v.parse().ok())
+                    .filter(|&m: &u64| (1..=1 << 20).contains(&m)),
+                skip_space_check: p.get("space_check").is_some_and(|v| v == "0"),
+            },
         }
     }
 }
@@ -137,5 +148,15 @@ mod tests {
         assert!(plan.hypervisor_read_only.is_empty());
         let plan = Plan::from_params(&vestige_params("vestige.hypervisor_ro=sda,,vdb"));
         assert_eq!(plan.hypervisor_read_only, vec!["sda", "vdb"]);
+        assert!(!plan.acquire.resume && !plan.acquire.skip_space_check);
+        assert_eq!(plan.acquire.sync_every_mib, None);
+        let plan = Plan::from_params(&vestige_params(
+            "vestige.resume vestige.sync_every=16 vestige.space_check=0",
+        ));
+        assert!(plan.acquire.resume && plan.acquire.skip_space_check);
+        assert_eq!(plan.acquire.sync_every_mib, Some(16));
+        let plan = Plan::from_params(&vestige_params("vestige.resume=0 vestige.sync_every=0"));
+        assert!(!plan.acquire.resume);
+        assert_eq!(plan.acquire.sync_every_mib, None);
     }
 }

@@ -202,10 +202,17 @@ fn unattended(
         console.warn("no target disks to acquire");
         return;
     }
-    // Refuse before anything is written, the case directory included.
-    if let Err(e) = session::check_space(&chosen) {
-        console.warn(&e);
-        return;
+    // Refuse before anything is written, the case directory included (disks whose
+    // interrupted acquisition will be resumed need only their remaining bytes: the CLI
+    // checks those).
+    let case_dir = std::path::Path::new(session::EVIDENCE_MOUNT).join(&case_id);
+    if !plan.acquire.skip_space_check {
+        if let Err(e) =
+            session::check_space(&session::fresh_disks(&case_dir, &chosen, &plan.acquire))
+        {
+            console.warn(&e);
+            return;
+        }
     }
     let case = match session::open_case(console, &case_id, &examiner) {
         Ok(c) => c,
@@ -214,7 +221,14 @@ fn unattended(
             return;
         }
     };
-    let outcomes = session::acquire(console, devices, &case, &chosen, &plan.hypervisor_read_only);
+    let outcomes = session::acquire(
+        console,
+        devices,
+        &case,
+        &chosen,
+        &plan.hypervisor_read_only,
+        &plan.acquire,
+    );
     console.log(&outcomes.summary());
     if !outcomes.acquired.is_empty() || !outcomes.incomplete.is_empty() {
         session::vestige(console, &["verify", &case.to_string_lossy()]);

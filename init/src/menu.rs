@@ -118,7 +118,14 @@ pub fn run(console: &Console, devices: &Devices, plan: &Plan, evidence: Option<&
                         }
                     }
                 }
-                let outcomes = session::acquire(console, devices, &case, &chosen, &confirmed);
+                // In the menu an interrupted acquisition is always resumed: the CLI
+                // re-verifies it and refuses another disk.
+                let opts = session::AcquireOptions {
+                    resume: true,
+                    ..plan.acquire.clone()
+                };
+                let outcomes =
+                    session::acquire(console, devices, &case, &chosen, &confirmed, &opts);
                 console.log(&outcomes.summary());
             }
         }

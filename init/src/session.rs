@@ -172,22 +172,81 @@ pub fn check_space(disks: &[Disk]) -> Result<(), String> {
     }
 }
 
+/// How init runs its acquisitions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AcquireOptions {
+    /// Resume an interrupted acquisition of a disk (`vestige.resume`; always in the menu).
+    pub resume: bool,
+    /// `vestige.sync_every=MIB`: the durability interval (default: the CLI's).
+    pub sync_every_mib: Option<u64>,
+    /// `vestige.space_check=0` starts even when the medium cannot hold the worst case.
+    pub skip_space_check: bool,
+}
+
+/// The resume journal's name in an item (the CLI's `resume::JOURNAL_FILE`).
+const RESUME_JOURNAL: &str = "resume.journal";
+
+/// The item in `case` holding an interrupted acquisition of `disk` (named after the device,
+/// or `DISK-N`), if there is one.
+pub fn interrupted_item(case: &Path, disk: &str) -> Option<String> {
+    let numbered = format!("{disk}-");
+    let mut found: Vec<String> = std::fs::read_dir(case)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| {
+            (n == disk
+                || n.strip_prefix(&numbered)
+                    .is_some_and(|r| r.parse::<u32>().is_ok()))
+                && case.join(n).join(RESUME_JOURNAL).is_file()
+        })
+        .collect();
+    found.sort();
+    found.pop()
+}
+
+/// A free item name for `disk`: the device name, else `DISK-2`, `DISK-3`, …
+fn new_item_name(case: &Path, disk: &str) -> String {
+    if !case.join(disk).exists() {
+        return disk.to_string();
+    }
+    (2u32..)
+        .map(|n| format!("{disk}-{n}"))
+        .find(|n| !case.join(n).exists())
+        .unwrap_or_else(|| disk.to_string())
+}
+
+/// The disks whose acquisition starts from byte 0 (not resumed): what the free-space
+/// check before the run must cover.
+pub fn fresh_disks(case: &Path, disks: &[Disk], opts: &AcquireOptions) -> Vec<Disk> {
+    disks
+        .iter()
+        .filter(|d| !opts.resume || interrupted_item(case, &d.name).is_none())
+        .cloned()
+        .collect()
+}
+
 /// Acquires `disks` into the case, one item per disk named after the device. A disk that is
 /// not write-protected is skipped unless it is in `confirmed_read_only` (the examiner stated
 /// that the hypervisor attaches it read-only); that statement and the failed write-block are
-/// written into the item's manifest notes.
+/// written into the item's manifest notes. With `opts.resume`, a disk whose earlier
+/// acquisition was interrupted is resumed in its item; when the CLI refuses (another disk,
+/// damaged journal) it is acquired afresh into a new item.
 pub fn acquire(
     console: &Console,
     devices: &Devices,
     case: &Path,
     disks: &[Disk],
     confirmed_read_only: &[String],
+    opts: &AcquireOptions,
 ) -> Outcomes {
     let mut out = Outcomes::default();
-    if let Err(e) = check_space(disks) {
-        console.warn(&e);
-        out.failed = disks.iter().map(|d| d.name.clone()).collect();
-        return out;
+    if !opts.skip_space_check {
+        if let Err(e) = check_space(&fresh_disks(case, disks, opts)) {
+            console.warn(&e);
+            out.failed = disks.iter().map(|d| d.name.clone()).collect();
+            return out;
+        }
     }
     for d in disks {
         let mut notes = None;
@@ -207,21 +266,37 @@ pub fn acquire(
             console.warn(&format!("{}: {note}", d.name));
             notes = Some(note);
         }
-        let item_dir = case.join(&d.name);
-        let item = if item_dir.exists() {
-            format!("{}-{}", d.name, std::process::id())
-        } else {
-            d.name.clone()
-        };
-        let case_s = case.to_string_lossy().into_owned();
-        let source = format!("/dev/{}", d.name);
-        let mut args = vec![
-            "acquire", "disk", &source, "--case", &case_s, "--item", &item,
-        ];
-        if let Some(n) = &notes {
-            args.extend(["--notes", n]);
+        let interrupted = interrupted_item(case, &d.name);
+        let mut code = None;
+        let mut item = String::new();
+        if let Some(old) = interrupted {
+            if opts.resume {
+                console.log(&format!(
+                    "{}: resuming the interrupted acquisition in {old}",
+                    d.name
+                ));
+                code = run_acquire(console, case, d, &old, notes.as_deref(), opts, true);
+                if matches!(code, Some(0 | 3)) {
+                    item = old;
+                } else {
+                    console.warn(&format!(
+                        "{}: {old} cannot be resumed (exit {code:?}); acquiring it afresh",
+                        d.name
+                    ));
+                    code = None;
+                }
+            } else {
+                console.warn(&format!(
+                    "{}: an interrupted acquisition is in {old}; boot with vestige.resume (or use the menu) to resume it. Acquiring afresh.",
+                    d.name
+                ));
+            }
         }
-        match vestige(console, &args) {
+        if item.is_empty() {
+            item = new_item_name(case, &d.name);
+            code = run_acquire(console, case, d, &item, notes.as_deref(), opts, false);
+        }
+        match code {
             Some(0) => out.acquired.push(item),
             // An item was made, signed and verifiable, but it is not a complete copy:
             // unreadable sectors (zero-filled, in errors.map) or an early stop.
@@ -242,6 +317,39 @@ pub fn acquire(
         }
     }
     out
+}
+
+/// `vestige acquire disk /dev/DISK --case CASE --item ITEM [--resume] …`.
+fn run_acquire(
+    console: &Console,
+    case: &Path,
+    d: &Disk,
+    item: &str,
+    notes: Option<&str>,
+    opts: &AcquireOptions,
+    resume: bool,
+) -> Option<i32> {
+    let case_s = case.to_string_lossy().into_owned();
+    let source = format!("/dev/{}", d.name);
+    let mut args: Vec<String> = [
+        "acquire", "disk", &source, "--case", &case_s, "--item", item,
+    ]
+    .map(str::to_string)
+    .to_vec();
+    if let Some(n) = notes {
+        args.extend(["--notes".to_string(), n.to_string()]);
+    }
+    if resume {
+        args.push("--resume".to_string());
+    }
+    if let Some(mib) = opts.sync_every_mib {
+        args.extend(["--sync-every-mib".to_string(), mib.to_string()]);
+    }
+    if opts.skip_space_check {
+        args.push("--skip-space-check".to_string());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    vestige(console, &args)
 }
 
 /// Item names by how their acquisition ended.

@@ -78,6 +78,21 @@ fn boot(app: &Appliance, cmdline: String, drives: Vec<Drive>) -> Boot {
     }
 }
 
+/// Boots the appliance unattended with `extra` parameters on `drives`, waits for it to
+/// power off by itself, and returns the console log's path and the outcome.
+fn run_unattended(
+    app: &Appliance,
+    name: &str,
+    extra: &str,
+    drives: Vec<Drive>,
+) -> (PathBuf, Outcome) {
+    let log = keep_dir(name).join("console.log");
+    let o = boot(app, acquire_cmdline(extra), drives).run(&log).unwrap();
+    report_timings(name, &o);
+    assert_powered_off(&log, &o);
+    (log, o)
+}
+
 fn drive(path: &Path, bus: Bus, read_only: bool) -> Drive {
     Drive {
         path: path.to_path_buf(),
@@ -400,10 +415,7 @@ fn several_targets_at_once() {
     // Last of the virtio disks: vdb.
     drives.push(drive(&evidence.path, Bus::Virtio, false));
 
-    let log = keep_dir(NAME).join("console.log");
-    let o = boot(&app, acquire_cmdline(""), drives).run(&log).unwrap();
-    report_timings(NAME, &o);
-    assert_powered_off(&log, &o);
+    let (log, o) = run_unattended(&app, NAME, "", drives);
     // The appliance acquires in name order.
     let mut items: Vec<&str> = targets.iter().map(|t| t.5).collect();
     items.sort_unstable();
@@ -474,19 +486,15 @@ fn evidence_medium_too_small_refuses_before_starting() {
     // 18 MiB disk: a 16 MiB ext4 file system in its one partition.
     let evidence = disk::make_evidence_disk(dir, "evidence.raw", 18).unwrap();
 
-    let log = keep_dir(NAME).join("console.log");
-    let o = boot(
+    let (log, o) = run_unattended(
         &app,
-        acquire_cmdline(""),
+        NAME,
+        "",
         vec![
             drive(&target, Bus::Virtio, false),
             drive(&evidence.path, Bus::Virtio, false),
         ],
-    )
-    .run(&log)
-    .unwrap();
-    report_timings(NAME, &o);
-    assert_powered_off(&log, &o);
+    );
     assert_console_says(&log, &o, "evidence medium too small");
     assert!(
         o.line_containing(ACQUIRE_STARTED).is_none(),
@@ -545,20 +553,16 @@ fn unprotectable_disk_is_acquired_only_when_confirmed_unattended() {
     let confirmed_sha = disk::sha256_file(&confirmed).unwrap();
     let evidence = disk::make_evidence_disk(dir, "evidence.raw", 256).unwrap();
 
-    let log = keep_dir(NAME).join("console.log");
-    let o = boot(
+    let (log, o) = run_unattended(
         &app,
-        acquire_cmdline("vestige.fault.roset=vda,vdb vestige.hypervisor_ro=vdb"),
+        NAME,
+        "vestige.fault.roset=vda,vdb vestige.hypervisor_ro=vdb",
         vec![
             drive(&unconfirmed, Bus::Virtio, true),
             drive(&confirmed, Bus::Virtio, true),
             drive(&evidence.path, Bus::Virtio, false),
         ],
-    )
-    .run(&log)
-    .unwrap();
-    report_timings(NAME, &o);
-    assert_powered_off(&log, &o);
+    );
     assert_console_says(
         &log,
         &o,
@@ -749,16 +753,12 @@ fn bad_sectors_are_zero_filled_and_listed_exactly() {
     let mut failing = drive(&target, Bus::Virtio, true);
     failing.blkdebug = Some(rules);
 
-    let log = keep_dir(NAME).join("console.log");
-    let o = boot(
+    let (log, o) = run_unattended(
         &app,
-        acquire_cmdline(""),
+        NAME,
+        "",
         vec![failing, drive(&evidence.path, Bus::Virtio, false)],
-    )
-    .run(&log)
-    .unwrap();
-    report_timings(NAME, &o);
-    assert_powered_off(&log, &o);
+    );
     assert_console_says(
         &log,
         &o,
@@ -831,4 +831,266 @@ fn bad_sectors_are_zero_filled_and_listed_exactly() {
         eprintln!("note: ddrescuelog missing: mapfile cross-check skipped");
     }
     assert_unchanged(&target, &sha_before);
+}
+
+/// What the CLI logs at each durable point (tracing, `VESTIGE_LOG=info` under init).
+const DURABLE: &str = "durable: the image can be resumed from here";
+
+/// The image.zst an uninterrupted acquisition of `target` writes with the appliance's
+/// defaults (zstd level 3, 4 MiB chunks): its SHA-256, computed on the host by the same
+/// pipeline library. Frames are deterministic, so a resumed image must equal it byte for
+/// byte.
+fn uninterrupted_image_sha256(target: &Path, dir: &Path) -> String {
+    use vestige_acquire::pipeline::{run, PipelineConfig, Progress};
+    let data = std::fs::read(target).unwrap();
+    let out = std::fs::File::create(dir.join("reference-image.zst")).unwrap();
+    let result = run(
+        &data,
+        out,
+        &PipelineConfig::new(3),
+        &Progress::default(),
+        &std::sync::atomic::AtomicBool::new(false),
+    );
+    assert!(result.stopped.is_none(), "{:?}", result.stopped);
+    result.image_sha256
+}
+
+/// The manifest of `item` in the case.
+fn read_manifest(case: &Path, item: &str) -> Manifest {
+    serde_json::from_slice(&std::fs::read(case.join(item).join(MANIFEST_FILE)).unwrap()).unwrap()
+}
+
+/// An item that stopped early: it verifies as incomplete, holds exactly a prefix of the
+/// target (its hash is the hash of those bytes), and says which bytes are missing and how
+/// to resume. Returns the manifest.
+fn check_stopped_item(case: &Path, item: &str, target: &Path, log: &Path, o: &Outcome) -> Manifest {
+    let report = verify_item(&case.join(item), None, 2, None);
+    assert_eq!(
+        report.verdict,
+        Verdict::VerifiedIncomplete,
+        "{:?}; {}",
+        report.problems,
+        context(log, o)
+    );
+    let m = read_manifest(case, item);
+    let size = std::fs::metadata(target).unwrap().len();
+    let got = m.acquisition.bytes_acquired;
+    assert!(got < size, "{got} of {size} bytes: nothing is missing");
+    let data = std::fs::read(target).unwrap();
+    let prefix = &data[..usize::try_from(got).unwrap()];
+    assert_eq!(
+        m.hashes.sha256,
+        vestige_evidence::fsutil::sha256_hex(prefix),
+        "the item's hash is not that of the target's first {got} bytes"
+    );
+    let reason = m.incomplete_reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains(&format!("bytes 0..{got} acquired, {got}..{size} missing"))
+            && reason.contains("--resume"),
+        "the reason does not name the missing range and how to resume: {reason}"
+    );
+    m
+}
+
+/// A VM killed mid-acquisition (QMP `quit`: no shutdown, no sync, as a pulled plug) and
+/// booted again with `vestige.resume`: the appliance re-verifies the journaled part of the
+/// image, resumes, and the item ends complete with the target's hash and the very image an
+/// uninterrupted run writes.
+#[test]
+fn killed_mid_acquisition_resumes_after_reboot() {
+    const NAME: &str = "killed_resumed";
+    const TARGET_MIB: u64 = 160;
+    let Some((app, _one)) = prerequisites() else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let target = incompressible_target(dir, "target.raw", TARGET_MIB, 0x7e5_0e5);
+    let sha = disk::sha256_file(&target).unwrap();
+    let evidence = disk::make_evidence_disk(dir, "evidence.raw", 512).unwrap();
+    let socket = dir.join("qmp.sock");
+    let drives = || {
+        vec![
+            drive(&target, Bus::Virtio, true),
+            drive(&evidence.path, Bus::Virtio, false),
+        ]
+    };
+
+    let log1 = keep_dir(NAME).join("console-killed.log");
+    let (o1, killed) = boot(&app, acquire_cmdline("vestige.sync_every=8"), drives())
+        .run_scripted(&log1, Some(&socket), |live| {
+            // Two durable points: 16 MiB kept at least.
+            live.wait_for_line("durable_bytes=16777216", BOOT_TIMEOUT)
+                .ok_or("no second durable point")?;
+            let mut qmp = Qmp::connect(
+                live.qmp_socket().ok_or("no QMP socket")?,
+                Duration::from_secs(10),
+            )
+            .map_err(|e| e.to_string())?;
+            let at = live.elapsed();
+            // QEMU exits at once; the reply may never come.
+            let _ = qmp.execute("quit", "{}");
+            Ok::<Duration, String>(at)
+        })
+        .unwrap();
+    let killed_at = killed.unwrap_or_else(|e| panic!("{e}; {}", context(&log1, &o1)));
+    eprintln!("{NAME}: killed at {:.3} s", killed_at.as_secs_f64());
+    assert!(
+        o1.line_containing("vestige-init: acquired:").is_none(),
+        "the acquisition finished before the kill; make the target larger; {}",
+        context(&log1, &o1)
+    );
+
+    let log2 = keep_dir(NAME).join("console-resumed.log");
+    let o2 = boot(&app, acquire_cmdline("vestige.resume"), drives())
+        .run(&log2)
+        .unwrap();
+    report_timings(NAME, &o2);
+    assert_powered_off(&log2, &o2);
+    assert_console_says(
+        &log2,
+        &o2,
+        "vda: resuming the interrupted acquisition in vda",
+    );
+    assert_console_says(
+        &log2,
+        &o2,
+        "vestige-init: acquired: vda; incomplete: none; failed: none",
+    );
+    let root = extract_evidence(&evidence, dir, &log2, &o2);
+    let case = root.join(CASE_ID);
+    check_item(&case, "vda", &sha, TARGET_MIB << 20, &log2, &o2);
+    let m = read_manifest(&case, "vda");
+    let [r] = m.acquisition.resumes.as_slice() else {
+        panic!("expected one resume record: {:?}", m.acquisition.resumes)
+    };
+    eprintln!("{NAME}: {r:?}");
+    assert!(
+        r.verified_chunks >= 4 && r.verified_chunks == r.journaled_chunks,
+        "{r:?}"
+    );
+    assert_eq!(r.resumed_at_byte, r.verified_chunks * (4 << 20));
+    assert!(r.discarded.is_none(), "{r:?}");
+    assert!(!case.join("vda").join("resume.journal").exists());
+    let image_sha = disk::sha256_file(&case.join("vda").join(IMAGE_FILE)).unwrap();
+    assert_eq!(
+        image_sha,
+        uninterrupted_image_sha256(&target, dir),
+        "the resumed image.zst differs from an uninterrupted run's"
+    );
+    assert_unchanged(&target, &sha);
+}
+
+/// The target is hot-unplugged (QMP device_del) in the middle of its acquisition: the run
+/// stops without hanging, the item is sealed incomplete with the prefix it holds, and the
+/// appliance powers off.
+#[test]
+fn target_hot_unplugged_mid_run_ends_cleanly() {
+    const NAME: &str = "hot_unplug";
+    const TARGET_MIB: u64 = 192;
+    let Some((app, _one)) = prerequisites() else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let target = incompressible_target(dir, "unplugged.raw", TARGET_MIB, 0x0dd_ba11);
+    let sha = disk::sha256_file(&target).unwrap();
+    let evidence = disk::make_evidence_disk(dir, "evidence.raw", 512).unwrap();
+    let socket = dir.join("qmp.sock");
+
+    let log = keep_dir(NAME).join("console.log");
+    let (o, script) = boot(
+        &app,
+        acquire_cmdline(&format!(
+            "vestige.wait={HOTPLUG_WAIT_SECONDS} vestige.sync_every=8"
+        )),
+        vec![drive(&evidence.path, Bus::Virtio, false)],
+    )
+    .run_scripted(&log, Some(&socket), |live| {
+        hot_plug(live, &target)?;
+        live.wait_for_line(DURABLE, BOOT_TIMEOUT)
+            .ok_or("no durable point")?;
+        let mut qmp = Qmp::connect(
+            live.qmp_socket().ok_or("no QMP socket")?,
+            Duration::from_secs(10),
+        )
+        .map_err(|e| e.to_string())?;
+        qmp.execute("device_del", r#"{"id":"hotplug-disk"}"#)
+            .map_err(|e| e.to_string())?;
+        Ok::<Duration, String>(live.elapsed())
+    })
+    .unwrap();
+    report_timings(NAME, &o);
+    let unplugged_at = script.unwrap_or_else(|e| panic!("{e}; {}", context(&log, &o)));
+    eprintln!("{NAME}: unplugged at {:.3} s", unplugged_at.as_secs_f64());
+    assert_powered_off(&log, &o);
+    assert_console_says(
+        &log,
+        &o,
+        "vestige-init: acquired: none; incomplete: vdb; failed: none",
+    );
+    let root = extract_evidence(&evidence, dir, &log, &o);
+    let m = check_stopped_item(&root.join(CASE_ID), "vdb", &target, &log, &o);
+    eprintln!("{NAME}: {:?}", m.incomplete_reason);
+    assert!(
+        m.incomplete_reason.as_deref().is_some_and(|r| [
+            "vanish",
+            "the source is gone",
+            "changed size"
+        ]
+        .iter()
+        .any(|w| r.contains(w))),
+        "the reason does not say the source went away: {:?}",
+        m.incomplete_reason
+    );
+    assert_unchanged(&target, &sha);
+}
+
+/// The evidence medium fills up mid-run (`vestige.space_check=0`, as for a target known to
+/// compress, here incompressible): the run stops cleanly, the held-back reserve lets the
+/// seek table, manifest and signature be written, and the item is incomplete with the
+/// prefix it holds, the missing range and how to resume.
+#[test]
+fn evidence_medium_full_mid_run_gives_a_clean_incomplete_item() {
+    const NAME: &str = "evidence_full";
+    const TARGET_MIB: u64 = 64;
+    let Some((app, _one)) = prerequisites() else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let target = incompressible_target(dir, "target.raw", TARGET_MIB, 0xf1_11ed);
+    let sha = disk::sha256_file(&target).unwrap();
+    let evidence = disk::make_evidence_disk(dir, "evidence.raw", 40).unwrap();
+
+    let (log, o) = run_unattended(
+        &app,
+        NAME,
+        "vestige.space_check=0",
+        vec![
+            drive(&target, Bus::Virtio, true),
+            drive(&evidence.path, Bus::Virtio, false),
+        ],
+    );
+    assert_console_says(
+        &log,
+        &o,
+        "vestige-init: acquired: none; incomplete: vda; failed: none",
+    );
+    let root = extract_evidence(&evidence, dir, &log, &o);
+    let m = check_stopped_item(&root.join(CASE_ID), "vda", &target, &log, &o);
+    assert!(
+        m.incomplete_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("No space left on device")),
+        "{:?}",
+        m.incomplete_reason
+    );
+    assert!(m.acquisition.bytes_acquired > 0, "nothing was kept");
+    assert!(!root
+        .join(CASE_ID)
+        .join("vda")
+        .join(".seal-reserve")
+        .exists());
+    assert_unchanged(&target, &sha);
 }

@@ -10,19 +10,22 @@
 //! with unreadable sectors: its hash is that of the zero-filled image, and the manifest
 //! and errors.map say which bytes those are.
 
-use crate::pipeline::{self, PipelineConfig, Progress, StopReason};
+use crate::pipeline::{self, PipelineConfig, Prefix, Progress, StopReason};
 use crate::rescue::{ddrescue_mapfile, RescueConfig, RescueReader, RescueReport};
+use crate::resume::{self, JournalFrame, JournalHeader, JournalWriter, ResumeError, JOURNAL_FILE};
 use crate::seal::{self, ItemContext, ListedFile};
 use crate::{host, source};
 use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use vestige_evidence::custody::{now_utc_rfc3339, CustodyError};
 use vestige_evidence::error_chain;
-use vestige_evidence::fsutil::{sha256_hex, write_new};
+use vestige_evidence::fsutil::{sha256_file, sha256_hex, write_new};
 use vestige_evidence::manifest::{
-    Manifest, OutputFile, RescueInfo, Status, ERRORS_MAP_FILE, IMAGE_FILE, MANIFEST_FORMAT,
+    Manifest, OutputFile, RescueInfo, ResumeRecord, Status, ERRORS_MAP_FILE, IMAGE_FILE,
+    MANIFEST_FILE, MANIFEST_FORMAT, SIGNATURE_FILE,
 };
 
 /// What to acquire and how.
@@ -36,6 +39,10 @@ pub struct DiskRequest<'a> {
     pub pipeline: PipelineConfig,
     /// Bad-sector handling (the sector size is taken from the source).
     pub rescue: RescueConfig,
+    /// Resume the interrupted acquisition in the item instead of starting a new one.
+    pub resume: bool,
+    /// Refuse to start when the evidence medium cannot hold the worst case.
+    pub check_space: bool,
 }
 
 /// The outcome of an acquisition that produced an item.
@@ -86,6 +93,19 @@ pub enum AcquireError {
     /// The custody log could not be appended.
     #[error(transparent)]
     Custody(#[from] CustodyError),
+    /// The acquisition cannot be resumed.
+    #[error(transparent)]
+    Resume(#[from] ResumeError),
+    /// The evidence medium is too small for the worst case.
+    #[error("{path}: {free} bytes free, up to {needed} needed (the source stored incompressible, plus the seal); nothing acquired. Free space or use a larger medium (--skip-space-check if the data is known to compress)")]
+    NoSpace {
+        /// The case directory.
+        path: PathBuf,
+        /// Bytes available.
+        free: u64,
+        /// Bytes needed at worst.
+        needed: u64,
+    },
 }
 
 /// Wraps an I/O error on a source (a device, a dump file, an interface) with its path and
@@ -129,7 +149,8 @@ pub fn check_item_name(name: &str) -> Result<(), AcquireError> {
     Ok(())
 }
 
-/// Runs one disk acquisition. See the module docs for the order of work.
+/// Runs one disk acquisition, or resumes one (`req.resume`). See the module docs for the
+/// order of work and [`crate::resume`] for resuming.
 pub fn acquire_disk(
     req: &DiskRequest<'_>,
     progress: &Progress,
@@ -137,33 +158,21 @@ pub fn acquire_disk(
 ) -> Result<DiskOutcome, AcquireError> {
     check_item_name(req.ctx.item)?;
     let case_dir = req.ctx.case.dir();
-    let out_err = |path: &Path, what| {
-        let path = path.to_path_buf();
-        move |source| AcquireError::Output { path, what, source }
-    };
     // Checked before the source is opened: BLKROSET on a disk whose file system holds the
     // case would break that file system's writes, and the evidence would land on the target.
-    let device = source::device_number(req.source).map_err(|e| {
-        AcquireError::Source(source::SourceError::Io {
-            path: req.source.to_path_buf(),
-            what: "stat it",
-            source: e,
-        })
-    })?;
+    let device = source::device_number(req.source).map_err(source_io_err(req.source, "stat it"))?;
     if let Some(dev) = device {
-        if let Some(why) = source::output_overlaps_source(dev, case_dir)
-            .map_err(out_err(case_dir, "stat the case directory"))?
-        {
+        if let Some(why) = source::output_overlaps_source(dev, case_dir).map_err(|source| {
+            AcquireError::Output {
+                path: case_dir.to_path_buf(),
+                what: "stat the case directory",
+                source,
+            }
+        })? {
             return Err(AcquireError::OutputOnSource(why));
         }
     }
     let src = source::open(req.source)?;
-    let (item_dir, image) = req.ctx.create_item_with_file(IMAGE_FILE)?;
-
-    let host = host::host_info();
-    let started = now_utc_rfc3339();
-    tracing::info!(source = %req.source.display(), size = src.identity.size_bytes,
-        item = %item_dir.display(), "acquisition started");
     let rescue_cfg = RescueConfig {
         sector_bytes: src.identity.logical_sector_size.unwrap_or(512),
         ..req.rescue
@@ -176,7 +185,34 @@ pub fn acquire_disk(
         rescue_cfg,
         move || source::current_size(source_file, block_device),
     );
-    let out = pipeline::run(&rescuer, image, &req.pipeline, progress, cancel);
+    let item_dir = case_dir.join(req.ctx.item);
+    let start = if req.resume {
+        resume_start(req, &src, &rescuer, &item_dir, progress)?
+    } else {
+        fresh_start(req, &src)?
+    };
+    let StartPoint {
+        image,
+        cfg,
+        prefix,
+        header,
+        kept,
+    } = start;
+    let reserve = resume::seal_reserve_bytes(src.identity.size_bytes, cfg.chunk_size as u64);
+    let mut journal = JournalWriter::create(&item_dir, &header, &kept, &rescuer, reserve)?;
+    let host = host::host_info();
+    tracing::info!(source = %req.source.display(), size = src.identity.size_bytes,
+        item = %item_dir.display(), from_byte = prefix.bytes(), "acquisition started");
+    let out = pipeline::run_from(
+        &rescuer,
+        image,
+        &cfg,
+        progress,
+        cancel,
+        prefix,
+        &mut journal,
+    );
+    journal.release_reserve();
     let finished = now_utc_rfc3339();
     let rescued = rescuer.report();
 
@@ -186,10 +222,11 @@ pub fn acquire_disk(
         out.bytes_acquired,
         &rescued.unreadable,
         &format!(
-            "Mapfile of {} (GNU ddrescue format; ddrescuelog reads it)\nsource: {}\nitem: {}\nstarted {started}, finished {finished}",
+            "Mapfile of {} (GNU ddrescue format; ddrescuelog reads it)\nsource: {}\nitem: {}\nstarted {}, finished {finished}",
             req.ctx.tool.name,
             src.identity.path,
-            item_dir.display()
+            item_dir.display(),
+            header.started_utc
         ),
     );
     let map_written = write_new(&item_dir.join(ERRORS_MAP_FILE), map.as_bytes());
@@ -198,7 +235,7 @@ pub fn acquire_disk(
     } else {
         Status::Incomplete
     };
-    let incomplete_reason = incompleteness(
+    let mut incomplete_reason = incompleteness(
         out.stopped.as_ref(),
         out.bytes_acquired,
         src.identity.size_bytes,
@@ -206,11 +243,21 @@ pub fn acquire_disk(
         rescue_cfg.retries,
         map_written.as_ref().err(),
     );
-    let mut acquisition = out.acquisition_info(
-        &req.pipeline,
-        src.identity.size_bytes,
-        rescued.unreadable.clone(),
-    );
+    if out.stopped.is_some() {
+        let absolute = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        let how = format!(
+            "resume with: vestige acquire disk {} --case {} --item {} --resume (with the same signing key)",
+            absolute(req.source).display(),
+            absolute(case_dir).display(),
+            req.ctx.item
+        );
+        incomplete_reason = Some(match incomplete_reason {
+            Some(r) => format!("{r}; {how}"),
+            None => how,
+        });
+    }
+    let mut acquisition =
+        out.acquisition_info(&cfg, src.identity.size_bytes, rescued.unreadable.clone());
     acquisition.rescue = Some(RescueInfo {
         retries: rescue_cfg.retries,
         sector_size_bytes: rescue_cfg.sector_bytes,
@@ -220,6 +267,7 @@ pub fn acquire_disk(
         unreadable_bytes: rescued.unreadable_bytes(),
         map_file: ERRORS_MAP_FILE.to_string(),
     });
+    acquisition.resumes.clone_from(&header.resumes);
     let mut outputs = vec![OutputFile {
         name: IMAGE_FILE.to_string(),
         size_bytes: out.image_size,
@@ -249,16 +297,19 @@ pub fn acquire_disk(
         case: req.ctx.case_ref(),
         source: src.identity.clone(),
         host,
-        times: seal::times(started, finished),
+        times: seal::times(header.started_utc.clone(), finished),
         acquisition,
         hashes: out.source_hashes(),
-        chunks: out.chunk_digests(&req.pipeline),
+        chunks: out.chunk_digests(&cfg),
         outputs,
         signing_key: Some(req.ctx.key_ref()),
         memory: None,
         capture: None,
     };
     let manifest_sha = req.ctx.seal(&item_dir, &manifest, &listed)?;
+    if status == Status::Complete {
+        journal.finish(&item_dir);
+    }
 
     let mut hashes = BTreeMap::new();
     hashes.insert("source sha256".to_string(), out.sha256.clone());
@@ -278,12 +329,219 @@ pub fn acquire_disk(
         "bytes_unreadable".to_string(),
         rescued.unreadable_bytes().to_string(),
     );
+    if let Some(r) = header.resumes.last() {
+        details.insert("resumed_at_byte".to_string(), r.resumed_at_byte.to_string());
+        details.insert("resumes".to_string(), header.resumes.len().to_string());
+        if let Some(old) = &r.superseded_manifest_sha256 {
+            hashes.insert("superseded manifest.json sha256".to_string(), old.clone());
+        }
+    }
     req.ctx.record_custody("acquire-disk", hashes, details)?;
     Ok(DiskOutcome {
         item_dir,
         manifest,
         stopped: out.stopped,
     })
+}
+
+/// Where a run starts: a new item, or the verified prefix of an interrupted one.
+struct StartPoint {
+    image: File,
+    cfg: PipelineConfig,
+    prefix: Prefix,
+    header: JournalHeader,
+    kept: Vec<JournalFrame>,
+}
+
+/// A new item: the free space is checked first, so a refusal leaves nothing behind.
+fn fresh_start(req: &DiskRequest<'_>, src: &source::Source) -> Result<StartPoint, AcquireError> {
+    let cfg = req.pipeline.clone();
+    let size = src.identity.size_bytes;
+    if req.check_space {
+        check_free_space(
+            req.ctx.case.dir(),
+            size,
+            resume::seal_reserve_bytes(size, cfg.chunk_size as u64),
+            0,
+        )?;
+    }
+    let (_, image) = req.ctx.create_item_with_file(IMAGE_FILE)?;
+    let header = resume::new_header(now_utc_rfc3339(), src.identity.clone(), &cfg);
+    Ok(StartPoint {
+        image,
+        prefix: Prefix::empty(&cfg),
+        cfg,
+        header,
+        kept: Vec::new(),
+    })
+}
+
+/// An interrupted item: its journal read, the source recognised, the image re-verified and
+/// cut after the last good frame. Until the image is cut nothing in the item changes, so a
+/// refused resume leaves it as it was.
+fn resume_start(
+    req: &DiskRequest<'_>,
+    src: &source::Source,
+    rescuer: &RescueReader<'_>,
+    item_dir: &Path,
+    progress: &Progress,
+) -> Result<StartPoint, AcquireError> {
+    let journal_path = item_dir.join(JOURNAL_FILE);
+    if !journal_path.exists() {
+        let why = if item_dir.join(MANIFEST_FILE).exists() {
+            "no resume journal: the item is complete, or is not a disk acquisition"
+        } else if item_dir.is_dir() {
+            "no resume journal: the acquisition was interrupted before its first durable point; start a new item"
+        } else {
+            "no such item"
+        };
+        return Err(ResumeError::Journal {
+            path: journal_path,
+            reason: why.to_string(),
+        }
+        .into());
+    }
+    let journal = resume::read_journal(&journal_path)?;
+    if let Some(why) = &journal.ignored {
+        tracing::warn!(journal = %journal_path.display(), "{why}");
+    }
+    resume::check_same_source(&journal.header.source, &src.identity)?;
+    let h = &journal.header;
+    let mut cfg = req.pipeline.clone();
+    cfg.chunk_size = usize::try_from(h.chunk_size_bytes).unwrap_or(usize::MAX);
+    cfg.level = h.zstd_level;
+    cfg.md5 = h.md5;
+    cfg.sha1 = h.sha1;
+    cfg.sync_every_bytes = h.sync_every_bytes;
+    let image_path = item_dir.join(IMAGE_FILE);
+    let mut image = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&image_path)
+        .map_err(|source| AcquireError::Output {
+            path: image_path.clone(),
+            what: "open the image to resume it",
+            source,
+        })?;
+    progress
+        .bytes_total
+        .store(src.identity.size_bytes, Ordering::Relaxed);
+    tracing::info!(image = %image_path.display(), chunks = journal.frames.len(),
+        "re-verifying the journaled part of the image");
+    let verified =
+        resume::verify_image(&image, &image_path, &journal, Prefix::empty(&cfg), |done| {
+            progress.bytes_done.store(done, Ordering::Relaxed)
+        });
+    if let Some(why) = &verified.discarded {
+        tracing::warn!("{why}");
+    }
+    let kept_chunks = verified.prefix.chunks();
+    let checked = resume::recheck_source(&src.reader, &src.identity.path, &journal, kept_chunks)?;
+    if req.check_space {
+        // Cutting the image gives back what lies after the kept frames.
+        let cut = image
+            .metadata()
+            .map_or(0, |m| m.len().saturating_sub(verified.prefix.image_bytes()));
+        check_free_space(
+            req.ctx.case.dir(),
+            src.identity.size_bytes - verified.prefix.bytes(),
+            resume::seal_reserve_bytes(src.identity.size_bytes, cfg.chunk_size as u64),
+            cut,
+        )?;
+    }
+
+    // From here on the item changes: the old seal goes (its hash stays in the custody log
+    // and in the new manifest), the image is cut after its verified frames.
+    let old_manifest = item_dir.join(MANIFEST_FILE);
+    let superseded = match sha256_file(&old_manifest) {
+        Ok((sha, _)) => Some(sha),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(source) => {
+            return Err(AcquireError::Output {
+                path: old_manifest,
+                what: "read the interrupted run's manifest",
+                source,
+            })
+        }
+    };
+    for name in [MANIFEST_FILE, SIGNATURE_FILE, ERRORS_MAP_FILE] {
+        let p = item_dir.join(name);
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(AcquireError::Output {
+                    path: p,
+                    what: "remove the interrupted run's seal",
+                    source,
+                })
+            }
+        }
+    }
+    resume::cut_image(&mut image, &image_path, verified.prefix.image_bytes())?;
+    let kept_bytes = verified.prefix.bytes();
+    let kept: Vec<JournalFrame> = journal
+        .frames
+        .iter()
+        .take(usize::try_from(kept_chunks).unwrap_or(usize::MAX))
+        .cloned()
+        .collect();
+    let mut earlier = journal.rescue.clone();
+    earlier
+        .unreadable
+        .retain(|r| r.offset_bytes + r.length_bytes <= kept_bytes);
+    rescuer.seed(&earlier);
+    let mut header = journal.header.clone();
+    header.resumes.push(ResumeRecord {
+        resumed_utc: now_utc_rfc3339(),
+        journaled_chunks: journal.frames.len() as u64,
+        verified_chunks: kept_chunks,
+        resumed_at_byte: kept_bytes,
+        discarded: verified.discarded,
+        source_chunks_rechecked: checked,
+        superseded_manifest_sha256: superseded,
+    });
+    tracing::info!(
+        kept_bytes,
+        kept_chunks,
+        "image verified; resuming the acquisition"
+    );
+    Ok(StartPoint {
+        image,
+        cfg,
+        prefix: verified.prefix,
+        header,
+        kept,
+    })
+}
+
+/// Refuses to start when the medium holding `dir` cannot take `remaining` source bytes stored
+/// incompressible (zstd adds well under 0.1 %) plus `reserve` for the seal, counting
+/// `reclaimable` bytes that will be freed before writing starts as free.
+fn check_free_space(
+    dir: &Path,
+    remaining: u64,
+    reserve: u64,
+    reclaimable: u64,
+) -> Result<(), AcquireError> {
+    let st = nix::sys::statvfs::statvfs(dir).map_err(|e| AcquireError::Output {
+        path: dir.to_path_buf(),
+        what: "query the free space of the evidence medium",
+        source: io::Error::from(e),
+    })?;
+    let free = st
+        .blocks_available()
+        .saturating_mul(st.fragment_size())
+        .saturating_add(reclaimable);
+    let needed = remaining + remaining / 1000 + reserve;
+    if free < needed {
+        return Err(AcquireError::NoSpace {
+            path: dir.to_path_buf(),
+            free,
+            needed,
+        });
+    }
+    Ok(())
 }
 
 /// Why the item is not a complete copy, in words for the manifest: unreadable sectors

@@ -21,6 +21,7 @@ pub mod memory;
 pub mod net;
 pub mod pipeline;
 pub mod rescue;
+pub mod resume;
 pub mod seal;
 pub mod source;
 pub mod writeback;

@@ -16,7 +16,7 @@
 use sha2::Digest;
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, Seek, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Condvar, Mutex};
@@ -42,6 +42,9 @@ pub struct PipelineConfig {
     pub md5: bool,
     /// Compute SHA-1 of the stream too.
     pub sha1: bool,
+    /// Make the image durable (fsync, then a [`Journal`] entry) after every this many
+    /// source bytes; 0 only at the end. A resumed run restarts from the last such point.
+    pub sync_every_bytes: u64,
 }
 
 impl PipelineConfig {
@@ -56,7 +59,139 @@ impl PipelineConfig {
             slots: cpus * 2 + 4,
             md5: false,
             sha1: false,
+            sync_every_bytes: DEFAULT_SYNC_EVERY_BYTES,
         }
+    }
+
+    /// The whole-stream hash algorithms this configuration computes.
+    fn algorithms(&self) -> Vec<Algorithm> {
+        let mut algorithms = vec![Algorithm::Sha256];
+        if self.md5 {
+            algorithms.push(Algorithm::Md5);
+        }
+        if self.sha1 {
+            algorithms.push(Algorithm::Sha1);
+        }
+        algorithms
+    }
+}
+
+/// Default durability interval: 256 MiB of source (see the README for its measured cost).
+pub const DEFAULT_SYNC_EVERY_BYTES: u64 = 256 << 20;
+
+/// What the stream hashers are fed: pipeline chunks, or a verified prefix's bytes.
+struct Fed(Box<dyn AsRef<[u8]> + Send + Sync>);
+
+impl AsRef<[u8]> for Fed {
+    fn as_ref(&self) -> &[u8] {
+        (*self.0).as_ref()
+    }
+}
+
+/// The part of the image already written and verified, when a run resumes an earlier one;
+/// empty for a fresh run. The output file must be positioned at `image_bytes`.
+pub struct Prefix {
+    chunks: u64,
+    bytes: u64,
+    image_bytes: u64,
+    image_hash: sha2::Sha256,
+    frames: Vec<FrameEntry>,
+    digests: Vec<String>,
+    hashers: StreamHashers<Fed>,
+}
+
+impl std::fmt::Debug for Prefix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prefix")
+            .field("chunks", &self.chunks)
+            .field("bytes", &self.bytes)
+            .field("image_bytes", &self.image_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Prefix {
+    /// An empty prefix: the run starts at chunk 0.
+    #[must_use]
+    pub fn empty(cfg: &PipelineConfig) -> Self {
+        Self {
+            chunks: 0,
+            bytes: 0,
+            image_bytes: 0,
+            image_hash: sha2::Sha256::new(),
+            frames: Vec::new(),
+            digests: Vec::new(),
+            hashers: StreamHashers::start(&cfg.algorithms(), cfg.slots.max(1)),
+        }
+    }
+
+    /// Appends one chunk read back from the image and checked: its source bytes, its frame
+    /// as stored, the frame's entry and its BLAKE3 digest (hex).
+    pub fn push(&mut self, raw: Vec<u8>, frame: &[u8], entry: FrameEntry, digest: String) {
+        self.chunks += 1;
+        self.bytes += raw.len() as u64;
+        self.image_bytes += frame.len() as u64;
+        self.image_hash.update(frame);
+        self.frames.push(entry);
+        self.digests.push(digest);
+        self.hashers.feed(&Arc::new(Fed(Box::new(raw))));
+    }
+
+    /// Chunks in the prefix.
+    #[must_use]
+    pub fn chunks(&self) -> u64 {
+        self.chunks
+    }
+
+    /// Source bytes in the prefix.
+    #[must_use]
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Image bytes (frames) in the prefix.
+    #[must_use]
+    pub fn image_bytes(&self) -> u64 {
+        self.image_bytes
+    }
+}
+
+/// A point at which the image is durable: every frame up to here is on stable storage.
+#[derive(Debug)]
+pub struct Durable<'a> {
+    /// Chunks in the image.
+    pub chunks: u64,
+    /// Source bytes in the image.
+    pub bytes_acquired: u64,
+    /// Image bytes (frames, no seek table).
+    pub image_bytes: u64,
+    /// The frames made durable since the previous point, in order.
+    pub new_frames: &'a [FrameEntry],
+    /// Their chunks' BLAKE3 digests (hex).
+    pub new_digests: &'a [String],
+}
+
+/// Told about durable points, so an interrupted run can be resumed (see `crate::resume`).
+pub trait Journal {
+    /// Records a durable point. An error stops the run as a write error: the medium that
+    /// holds the journal is the one that holds the image.
+    ///
+    /// # Errors
+    /// The journal could not be written.
+    fn durable(&mut self, point: &Durable<'_>) -> io::Result<()>;
+
+    /// Writing the image failed (media full or removed): release any space held back so
+    /// the seek table and manifest can still be written.
+    fn write_failed(&mut self) {}
+}
+
+/// No journal: a run that cannot be resumed (memory, tests).
+#[derive(Debug, Default)]
+pub struct NoJournal;
+
+impl Journal for NoJournal {
+    fn durable(&mut self, _: &Durable<'_>) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -240,27 +375,41 @@ pub fn run(
     progress: &Progress,
     cancel: &AtomicBool,
 ) -> PipelineOutput {
+    run_from(
+        source,
+        out,
+        cfg,
+        progress,
+        cancel,
+        Prefix::empty(cfg),
+        &mut NoJournal,
+    )
+}
+
+/// As [`run`], starting after `prefix` (a verified part of an earlier run's image; `out` is
+/// positioned at its end) and telling `journal` about every durable point.
+pub fn run_from(
+    source: &dyn ReadAt,
+    out: File,
+    cfg: &PipelineConfig,
+    progress: &Progress,
+    cancel: &AtomicBool,
+    prefix: Prefix,
+    journal: &mut dyn Journal,
+) -> PipelineOutput {
     let size = source.size();
     progress.bytes_total.store(size, Ordering::Relaxed);
+    progress.bytes_done.store(prefix.bytes, Ordering::Relaxed);
     let chunk_size = cfg.chunk_size.max(4096);
     let chunk_bytes = chunk_size as u64;
     let n_chunks = size.div_ceil(chunk_bytes);
     let pool = Pool::new(cfg.slots.max(cfg.read_threads + cfg.compress_threads + 2));
-    let next = AtomicU64::new(0);
+    let next = AtomicU64::new(prefix.chunks);
     let stop = Stop::default();
 
     let (work_tx, work_rx) = sync_channel::<Chunk>(cfg.slots);
     let work_rx = Arc::new(Mutex::new(work_rx));
     let (done_tx, done_rx) = sync_channel::<Chunk>(cfg.slots);
-
-    let mut algorithms = vec![Algorithm::Sha256];
-    if cfg.md5 {
-        algorithms.push(Algorithm::Md5);
-    }
-    if cfg.sha1 {
-        algorithms.push(Algorithm::Sha1);
-    }
-    let hashers = StreamHashers::<Chunk>::start(&algorithms, cfg.slots);
 
     std::thread::scope(|s| {
         for _ in 0..cfg.read_threads.max(1) {
@@ -281,7 +430,8 @@ pub fn run(
         }
         drop(done_tx);
 
-        let written = write_loop(out, &done_rx, &hashers, &stop, progress);
+        let (hashers, state) = prefix.into_writer(cfg.sync_every_bytes);
+        let written = write_loop(out, &done_rx, &hashers, state, &stop, progress, journal);
         let mut digests = hashers.finish();
         let sha256 = digests.remove(&Algorithm::Sha256).unwrap_or_default();
         let hashed = sha256.bytes;
@@ -501,36 +651,141 @@ struct Written {
     seal_error: Option<StopReason>,
 }
 
-/// Writes frames in source order, forwards written chunks to the hashers, and seals the
-/// container with its seek table at the end.
+/// The writer's running state: where a fresh run starts empty, a resumed one after its
+/// verified prefix.
+struct WriterState {
+    chunks: u64,
+    bytes_acquired: u64,
+    image_size: u64,
+    image_hash: sha2::Sha256,
+    table: SeekTableWriter,
+    digests: Vec<String>,
+    sync_every: u64,
+}
+
+impl Prefix {
+    fn into_writer(self, sync_every: u64) -> (StreamHashers<Fed>, WriterState) {
+        let mut table = SeekTableWriter::new(true);
+        for f in self.frames {
+            table.push(f);
+        }
+        let state = WriterState {
+            chunks: self.chunks,
+            bytes_acquired: self.bytes,
+            image_size: self.image_bytes,
+            image_hash: self.image_hash,
+            table,
+            digests: self.digests,
+            sync_every,
+        };
+        (self.hashers, state)
+    }
+}
+
+/// Makes everything written so far durable and tells the journal: fsync (data only: the
+/// file's size is part of it), then one journal entry for the frames since `*journaled`.
+fn make_durable(
+    out: &File,
+    st: &WriterState,
+    journaled: &mut u64,
+    journal: &mut dyn Journal,
+) -> io::Result<()> {
+    out.sync_data()?;
+    let from = usize::try_from(*journaled).unwrap_or(usize::MAX);
+    journal.durable(&Durable {
+        chunks: st.chunks,
+        bytes_acquired: st.bytes_acquired,
+        image_bytes: st.image_size,
+        new_frames: st.table.frames().get(from..).unwrap_or_default(),
+        new_digests: st.digests.get(from..).unwrap_or_default(),
+    })?;
+    *journaled = st.chunks;
+    Ok(())
+}
+
+/// Writes one chunk's frame, then accounts for it: image hash and size, write-back, seek
+/// table, digest, progress, and the stream hashers. On error nothing is accounted, so
+/// `st` still describes the image up to the last whole frame.
+fn write_chunk(
+    out: &mut File,
+    st: &mut WriterState,
+    chunk: Chunk,
+    hashers: &StreamHashers<Fed>,
+    progress: &Progress,
+    written_back: &mut u64,
+) -> io::Result<()> {
+    let Some(entry) = chunk.entry else {
+        return Err(io::Error::other("internal: a chunk without its frame"));
+    };
+    out.write_all(&chunk.slot.frame)?;
+    st.image_hash.update(&chunk.slot.frame);
+    st.image_size += chunk.slot.frame.len() as u64;
+    if st.image_size - *written_back >= WRITEBACK_STRIDE_BYTES {
+        // Best effort: a failure here only means the next fsync does more work.
+        let _ = crate::writeback::start(out, *written_back, st.image_size - *written_back);
+        *written_back = st.image_size;
+    }
+    st.bytes_acquired += chunk.slot.raw.len() as u64;
+    progress
+        .bytes_written
+        .store(st.image_size, Ordering::Relaxed);
+    st.table.push(entry);
+    st.digests.push(hex::encode(chunk.digest));
+    st.chunks += 1;
+    hashers.feed(&Arc::new(Fed(Box::new(chunk))));
+    progress
+        .bytes_done
+        .store(st.bytes_acquired, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Writes frames in source order, forwards written chunks to the hashers, makes the image
+/// durable every `sync_every` source bytes, and seals the container with its seek table at
+/// the end.
 fn write_loop(
     mut out: File,
     done_rx: &Receiver<Chunk>,
-    hashers: &StreamHashers<Chunk>,
+    hashers: &StreamHashers<Fed>,
+    mut st: WriterState,
     stop: &Stop,
     progress: &Progress,
+    journal: &mut dyn Journal,
 ) -> Written {
     let mut pending: BTreeMap<u64, Chunk> = BTreeMap::new();
-    let mut next_index = 0u64;
-    let mut table = SeekTableWriter::new(true);
-    let mut digests = Vec::new();
-    let mut image_hash = sha2::Sha256::new();
-    let mut image_size = 0u64;
-    let mut bytes_acquired = 0u64;
-    let mut written_back = 0u64;
+    let mut written_back = st.image_size;
+    let mut journaled = st.chunks;
+    let mut synced_at = st.bytes_acquired;
     let mut failed = false;
     for chunk in done_rx {
         if failed {
             continue; // drain, so readers blocked on the pool wake up and see the stop
         }
         pending.insert(chunk.index, chunk);
-        while let Some(chunk) = pending.remove(&next_index) {
-            let Some(entry) = chunk.entry else { break };
-            if let Err(e) = out.write_all(&chunk.slot.frame) {
+        while let Some(chunk) = pending.remove(&st.chunks) {
+            if chunk.entry.is_none() {
+                break;
+            }
+            let index = chunk.index;
+            let written = write_chunk(
+                &mut out,
+                &mut st,
+                chunk,
+                hashers,
+                progress,
+                &mut written_back,
+            )
+            .and_then(|()| {
+                if st.sync_every == 0 || st.bytes_acquired - synced_at < st.sync_every {
+                    return Ok(());
+                }
+                synced_at = st.bytes_acquired;
+                make_durable(&out, &st, &mut journaled, journal)
+            });
+            if let Err(e) = written {
                 stop.set(
-                    chunk.index,
+                    index,
                     StopReason::Write {
-                        offset_bytes: image_size,
+                        offset_bytes: st.image_size,
                         source: e,
                     },
                 );
@@ -538,43 +793,44 @@ fn write_loop(
                 pending.clear();
                 break;
             }
-            image_hash.update(&chunk.slot.frame);
-            image_size += chunk.slot.frame.len() as u64;
-            if image_size - written_back >= WRITEBACK_STRIDE_BYTES {
-                // Best effort: a failure here only means the final fsync does more work.
-                let _ = crate::writeback::start(&out, written_back, image_size - written_back);
-                written_back = image_size;
-            }
-            bytes_acquired += chunk.slot.raw.len() as u64;
-            progress.bytes_written.store(image_size, Ordering::Relaxed);
-            table.push(entry);
-            digests.push(hex::encode(chunk.digest));
-            next_index += 1;
-            hashers.feed(&Arc::new(chunk));
-            progress.bytes_done.store(bytes_acquired, Ordering::Relaxed);
+        }
+    }
+    if failed {
+        // Give back the space held for the seal, and drop a partly written frame.
+        journal.write_failed();
+        let _ = out.set_len(st.image_size);
+    }
+    // The last durable point covers every frame written; a resume truncates the seek table.
+    if st.chunks > journaled || st.chunks == 0 {
+        if let Err(e) = make_durable(&out, &st, &mut journaled, journal) {
+            tracing::warn!(error = %e, "the final durable point could not be journaled");
         }
     }
     // Seal: the seek table for the frames written, then make it durable.
-    let seek_table = table.to_bytes();
+    let seek_table = st.table.to_bytes();
     let mut seal_error = None;
-    match out.write_all(&seek_table).and_then(|()| out.sync_all()) {
+    match out
+        .seek(io::SeekFrom::Start(st.image_size))
+        .and_then(|_| out.write_all(&seek_table))
+        .and_then(|()| out.sync_all())
+    {
         Ok(()) => {
-            image_hash.update(&seek_table);
-            image_size += seek_table.len() as u64;
+            st.image_hash.update(&seek_table);
+            st.image_size += seek_table.len() as u64;
         }
         Err(e) => {
             seal_error = Some(StopReason::Write {
-                offset_bytes: image_size,
+                offset_bytes: st.image_size,
                 source: e,
             });
         }
     }
     Written {
-        bytes_acquired,
-        chunk_digests: digests,
-        frames: table.frames().to_vec(),
-        image_size,
-        image_sha256: hex::encode(image_hash.finalize()),
+        bytes_acquired: st.bytes_acquired,
+        chunk_digests: st.digests,
+        frames: st.table.frames().to_vec(),
+        image_size: st.image_size,
+        image_sha256: hex::encode(st.image_hash.finalize()),
         seal_error,
     }
 }
@@ -597,6 +853,7 @@ impl PipelineOutput {
             zstd_level: cfg.level,
             compression_threads: u32::try_from(cfg.compress_threads).unwrap_or(u32::MAX),
             rescue: None,
+            resumes: Vec::new(),
         }
     }
 
@@ -836,5 +1093,114 @@ mod tests {
             out.stopped
         );
         assert_eq!(out.bytes_acquired, 2 * 65536);
+    }
+
+    /// Records the durable points it is told about.
+    #[derive(Default)]
+    struct Recorder {
+        points: Vec<(u64, u64, u64, usize)>,
+        write_failed: bool,
+    }
+
+    impl Journal for Recorder {
+        fn durable(&mut self, p: &Durable<'_>) -> io::Result<()> {
+            assert_eq!(p.new_frames.len(), p.new_digests.len());
+            self.points.push((
+                p.chunks,
+                p.bytes_acquired,
+                p.image_bytes,
+                p.new_frames.len(),
+            ));
+            Ok(())
+        }
+        fn write_failed(&mut self) {
+            self.write_failed = true;
+        }
+    }
+
+    #[test]
+    fn durable_points_come_at_the_interval_and_at_the_end() {
+        let data = pseudo_random(10 * 65536 + 7);
+        let mut cfg = config(65536);
+        cfg.sync_every_bytes = 3 * 65536;
+        let f = tempfile::NamedTempFile::new().unwrap();
+        let mut rec = Recorder::default();
+        let out = run_from(
+            &data,
+            f.reopen().unwrap(),
+            &cfg,
+            &Progress::default(),
+            &AtomicBool::new(false),
+            Prefix::empty(&cfg),
+            &mut rec,
+        );
+        assert!(out.stopped.is_none());
+        let chunks: Vec<u64> = rec.points.iter().map(|p| p.0).collect();
+        assert_eq!(chunks, vec![3, 6, 9, 11]);
+        assert_eq!(rec.points.iter().map(|p| p.3).sum::<usize>(), 11);
+        let frames_end: u64 = out
+            .frames
+            .iter()
+            .map(|f| u64::from(f.compressed_size))
+            .sum();
+        assert_eq!(rec.points.last().unwrap().2, frames_end);
+        assert_eq!(rec.points.last().unwrap().1, data.len() as u64);
+        assert!(!rec.write_failed);
+    }
+
+    #[test]
+    fn a_run_from_a_prefix_equals_one_run() {
+        let data = pseudo_random(9 * 65536 + 100);
+        let cfg = config(65536);
+        let (whole, whole_image) = run_to_file(&data, &cfg);
+        // Keep the first 4 frames of the whole run, as a verified resume would.
+        let mut prefix = Prefix::empty(&cfg);
+        let mut at = 0usize;
+        for (i, f) in whole.frames.iter().take(4).enumerate() {
+            let frame = &whole_image[at..at + f.compressed_size as usize];
+            at += frame.len();
+            let raw = data[i * 65536..(i + 1) * 65536].to_vec();
+            prefix.push(raw, frame, *f, whole.chunk_digests[i].clone());
+        }
+        let f = tempfile::NamedTempFile::new().unwrap();
+        let mut out_file = f.reopen().unwrap();
+        std::io::Write::write_all(&mut out_file, &whole_image[..at]).unwrap();
+        let resumed = run_from(
+            &data,
+            out_file,
+            &cfg,
+            &Progress::default(),
+            &AtomicBool::new(false),
+            prefix,
+            &mut NoJournal,
+        );
+        assert!(resumed.stopped.is_none());
+        assert_eq!(resumed.sha256, whole.sha256);
+        assert_eq!(resumed.md5, whole.md5);
+        assert_eq!(resumed.sha1, whole.sha1);
+        assert_eq!(resumed.chunk_digests, whole.chunk_digests);
+        assert_eq!(resumed.image_sha256, whole.image_sha256);
+        assert_eq!(std::fs::read(f.path()).unwrap(), whole_image);
+    }
+
+    #[test]
+    fn a_full_medium_releases_the_reserve_and_journals_what_was_written() {
+        let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+            return;
+        };
+        let data = pseudo_random(4 * 65536);
+        let cfg = config(65536);
+        let mut rec = Recorder::default();
+        let out = run_from(
+            &data,
+            full,
+            &cfg,
+            &Progress::default(),
+            &AtomicBool::new(false),
+            Prefix::empty(&cfg),
+            &mut rec,
+        );
+        assert!(matches!(out.stopped, Some(StopReason::Write { .. })));
+        assert!(rec.write_failed, "the seal reserve was not released");
     }
 }

@@ -140,6 +140,23 @@ impl<'a> RescueReader<'a> {
         }
     }
 
+    /// Carries over what an earlier, interrupted run of the same acquisition found (a
+    /// resume): its unreadable ranges and counters count in [`Self::report`] as if found now.
+    pub fn seed(&self, earlier: &RescueReport) {
+        let mut bad = self.bad.lock().unwrap_or_else(|p| p.into_inner());
+        for r in &earlier.unreadable {
+            bad.insert(r.offset_bytes, r.length_bytes);
+        }
+        drop(bad);
+        self.recovered
+            .fetch_add(earlier.recovered_sectors, Ordering::Relaxed);
+        self.failed_reads
+            .fetch_add(earlier.failed_reads, Ordering::Relaxed);
+        if earlier.direct_io {
+            self.used_direct.store(true, Ordering::Relaxed);
+        }
+    }
+
     /// What was found so far.
     pub fn report(&self) -> RescueReport {
         let bad = self.bad.lock().unwrap_or_else(|p| p.into_inner());

@@ -94,6 +94,19 @@ pub struct DiskArgs {
     /// recorded in errors.map and the manifest.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=100))]
     pub retries: u32,
+    /// Resume the interrupted acquisition of --item (same source, same case): the image
+    /// written so far is re-verified against its resume journal and kept, the rest is read.
+    #[arg(long)]
+    pub resume: bool,
+    /// Make the image durable (fsync and a resume-journal entry) every this many MiB of
+    /// source; an interrupted run resumes from the last such point.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=1048576))]
+    pub sync_every_mib: u64,
+    /// Start even when the evidence medium cannot hold the source stored incompressible
+    /// (for sources known to compress well). If it fills up, the item ends incomplete and
+    /// can be resumed on a larger medium's free space.
+    #[arg(long)]
+    pub skip_space_check: bool,
     #[command(flatten)]
     pub item: ItemArgs,
     #[command(flatten)]
@@ -178,13 +191,24 @@ impl ItemSetup {
 
 /// Opens the case, checks the item name is free, and loads (or makes) the signing key.
 pub fn open_item(a: &ItemArgs) -> Result<ItemSetup> {
+    open_item_for(a, false)
+}
+
+/// As [`open_item`]; `resuming` wants the item to exist instead.
+fn open_item_for(a: &ItemArgs, resuming: bool) -> Result<ItemSetup> {
     let case = Case::open(&a.case).with_context(|| format!("opening case {}", a.case.display()))?;
     let examiner = a
         .examiner
         .clone()
         .unwrap_or_else(|| case.info().examiner.clone());
     vestige_acquire::disk::check_item_name(&a.item)?;
-    if case.dir().join(&a.item).exists() {
+    if resuming && !case.dir().join(&a.item).is_dir() {
+        bail!(
+            "{}: no such item to resume",
+            case.dir().join(&a.item).display()
+        );
+    }
+    if !resuming && case.dir().join(&a.item).exists() {
         bail!(
             "{}: item already exists; choose another --item name",
             case.dir().join(&a.item).display()
@@ -226,10 +250,11 @@ pub fn open_item(a: &ItemArgs) -> Result<ItemSetup> {
 }
 
 fn disk(a: &DiskArgs) -> Result<Exit> {
-    let setup = open_item(&a.item)?;
+    let setup = open_item_for(&a.item, a.resume)?;
     let pk = setup.key.public_key();
     let pub_rel = setup.public_key_file.clone();
-    let cfg = a.stream.pipeline();
+    let mut cfg = a.stream.pipeline();
+    cfg.sync_every_bytes = a.sync_every_mib << 20;
 
     // The total comes from the pipeline once the source is open and write-protected:
     // nothing here opens the source first.
@@ -242,6 +267,8 @@ fn disk(a: &DiskArgs) -> Result<Exit> {
             retries: a.retries,
             ..RescueConfig::default()
         },
+        resume: a.resume,
+        check_space: !a.skip_space_check,
     };
     let outcome = acquire_disk(&req, &progress, &signals::CANCEL);
     display.finish();

@@ -6,8 +6,10 @@ use crate::cmd_analyze::require_verified;
 use crate::exit::Exit;
 use anyhow::{Context, Result};
 use clap::Args;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use vestige_evidence::fsutil::{read_capped, sha256_hex, write_new};
+use vestige_evidence::fsutil::{read_capped, sha256_hex};
+use vestige_evidence::outdir::SafeOutDir;
 use vestige_symbols::{generate_isf, KernelIdentity};
 
 /// BTF of a large kernel is ~10 MiB and kallsyms a few MiB; more is not a kernel's.
@@ -74,8 +76,16 @@ pub fn run(a: &SymbolsArgs) -> Result<Exit> {
     let (btf, identity) = (&k.btf, &k.identity);
     let json = serde_json::to_vec(&isf)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    let path = a.out.join(format!("{}.json", identity.release));
-    write_new(&path, &json).with_context(|| format!("writing {}", path.display()))?;
+    // The release comes from the captured banner (evidence): it may hold `/`, `..` or
+    // escape sequences, so it names the file only through SafeOutDir.
+    let out = SafeOutDir::open(&a.out)?;
+    let mut created = out.create_file(&[format!("{}.json", identity.release).as_bytes()])?;
+    let path = a.out.join(&created.relative_path);
+    created
+        .file
+        .write_all(&json)
+        .and_then(|()| created.file.sync_all())
+        .with_context(|| format!("writing {}", path.display()))?;
     println!(
         "{}",
         serde_json::json!({

@@ -8,7 +8,10 @@
 //! * [`manifest`] — manifest.json, everything about one acquisition;
 //! * [`lime`] — LiME v1, the memory image format;
 //! * [`custody`] — the case and its hash-chained custody log;
-//! * [`verify`] — re-checking an item: signature, file hashes, every chunk and the source hash.
+//! * [`verify`] — re-checking an item: signature, file hashes, every chunk and the source hash;
+//! * [`text`] — evidence strings made safe for a terminal and the HTML report;
+//! * [`outdir`] — the output directory every extractor writes into: names from evidence
+//!   become safe file names, and nothing is created outside it or through a symlink.
 //!
 //! This crate never prints and holds no device policy: it returns values and errors and
 //! emits `tracing` events.
@@ -26,10 +29,12 @@ pub mod custody;
 pub mod fsutil;
 pub mod lime;
 pub mod manifest;
+pub mod outdir;
 pub mod read_at;
 pub mod seekable;
 pub mod signify;
 pub mod stream_hash;
+pub mod text;
 pub mod verify;
 
 /// An error and its sources on one line: "a: b: c".

@@ -294,6 +294,35 @@ pub struct AcquisitionInfo {
     /// How read errors were handled (disk acquisitions); absent in older manifests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rescue: Option<RescueInfo>,
+    /// Every time this acquisition was interrupted and resumed, in order; empty for one
+    /// uninterrupted run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resumes: Vec<ResumeRecord>,
+}
+
+/// One resumption of an interrupted acquisition (`acquire disk --resume`): what was kept
+/// from the earlier run(s), how it was checked, and where reading started again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResumeRecord {
+    /// When the resumed run started (UTC).
+    pub resumed_utc: String,
+    /// Chunks of the earlier image that the resume journal recorded as durable.
+    pub journaled_chunks: u64,
+    /// Of those, the chunks read back, decompressed and matched to their journaled BLAKE3
+    /// digests and kept: the image restarts after them.
+    pub verified_chunks: u64,
+    /// The first source byte read by the resumed run.
+    pub resumed_at_byte: u64,
+    /// Why journaled chunks were discarded and read again, if any were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discarded: Option<String>,
+    /// Source chunks re-read and found equal to their journaled digests before resuming
+    /// (the same source, unchanged), by index.
+    pub source_chunks_rechecked: Vec<u64>,
+    /// SHA-256 of the manifest the interrupted run sealed (incomplete), when it got that far;
+    /// the custody log holds the same hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded_manifest_sha256: Option<String>,
 }
 
 /// Bad-sector handling of a disk acquisition: retried, then zero-filled and recorded in
@@ -471,6 +500,7 @@ impl AcquisitionInfo {
             zstd_level: 0,
             compression_threads: 0,
             rescue: None,
+            resumes: Vec::new(),
         }
     }
 }

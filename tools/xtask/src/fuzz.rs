@@ -35,6 +35,11 @@ pub const TARGETS: &[(&str, usize)] = &[
     ("btf", 64 * 1024),
     // A classic pcap or pcapng file: reader, decoder and traffic summary.
     ("pcap", 64 * 1024),
+    // A selector byte, then a name from evidence (PATH_MAX is 4 KiB): output file names
+    // and HTML-escaped report strings.
+    ("output_names", 4 * 1024),
+    // resume.journal: a header line and entries of journaled frames.
+    ("resume_journal", 16 * 1024),
 ];
 
 /// libFuzzer's memory limit per process (also its largest single allocation), MiB.

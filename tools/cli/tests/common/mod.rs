@@ -8,7 +8,7 @@
 
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 /// The vestige binary under test.
 pub fn vestige() -> Command {
@@ -112,10 +112,19 @@ pub fn make_disk(dir: &Path, name: &str, mib: u64, files: Option<&Path>) -> Path
         .arg(format!("1:2048:+{fs_mib}M"))
         .args(["-t", "1:8300", "-n", "2:0:0", "-t", "2:8300"])
         .arg(&disk));
-    // Pseudo-random bytes in partition 2 (xorshift: deterministic, incompressible).
+    // Pseudo-random bytes in partition 2 (deterministic, incompressible).
     let start = (fs_mib + 2) << 20;
     let len = (mib << 20) - start - (1 << 20);
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let data = pseudo_random(len, 0x9e37_79b9_7f4a_7c15);
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new().write(true).open(&disk).unwrap();
+    f.write_all_at(&data, start).unwrap();
+    disk
+}
+
+/// `len` deterministic pseudo-random bytes (xorshift64 from `seed | 1`): incompressible.
+pub fn pseudo_random(len: u64, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
     let mut data = vec![0u8; usize::try_from(len).unwrap()];
     for b in data.chunks_mut(8) {
         x ^= x << 13;
@@ -123,10 +132,7 @@ pub fn make_disk(dir: &Path, name: &str, mib: u64, files: Option<&Path>) -> Path
         x ^= x << 17;
         b.copy_from_slice(&x.to_le_bytes()[..b.len()]);
     }
-    use std::os::unix::fs::FileExt;
-    let f = std::fs::OpenOptions::new().write(true).open(&disk).unwrap();
-    f.write_all_at(&data, start).unwrap();
-    disk
+    data
 }
 
 /// A directory of files to populate a file system.
@@ -162,16 +168,61 @@ pub fn new_key(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     (prefix.with_extension("sec"), prefix.with_extension("pub"))
 }
 
-/// `vestige acquire disk SOURCE --case CASE --item ITEM --key KEY [extra…]`.
-pub fn acquire(source: &Path, case: &Path, item: &str, key: &Path, extra: &[&str]) -> Output {
-    out(vestige()
-        .args(["acquire", "disk"])
+/// The command `vestige acquire disk SOURCE --case CASE --item ITEM --key KEY [extra…]`.
+fn acquire_command(source: &Path, case: &Path, item: &str, key: &Path, extra: &[&str]) -> Command {
+    let mut c = vestige();
+    c.args(["acquire", "disk"])
         .arg(source)
         .arg("--case")
         .arg(case)
         .args(["--item", item, "--key"])
         .arg(key)
-        .args(extra))
+        .args(extra);
+    c
+}
+
+/// Runs `vestige acquire disk SOURCE --case CASE --item ITEM --key KEY [extra…]`.
+pub fn acquire(source: &Path, case: &Path, item: &str, key: &Path, extra: &[&str]) -> Output {
+    out(&mut acquire_command(source, case, item, key, extra))
+}
+
+/// Starts the same in the background, its output piped.
+pub fn spawn_acquire(source: &Path, case: &Path, item: &str, key: &Path, extra: &[&str]) -> Child {
+    acquire_command(source, case, item, key, extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// SIGINT, as Ctrl-C would stop it; returns its output.
+pub fn interrupt(child: Child) -> Output {
+    ok(Command::new("kill").args(["-INT", &child.id().to_string()]));
+    child.wait_with_output().unwrap()
+}
+
+/// `vestige verify ITEM --pubkey PUBLIC --json`: exit code and the JSON report.
+pub fn verify_json(item: &Path, public: &Path) -> (i32, serde_json::Value) {
+    let v = out(vestige()
+        .arg("verify")
+        .arg(item)
+        .arg("--pubkey")
+        .arg(public)
+        .arg("--json"));
+    let report = serde_json::from_slice(&v.stdout).unwrap_or_else(|e| {
+        panic!(
+            "verify printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&v.stderr)
+        )
+    });
+    (code(&v).0, report)
+}
+
+/// The item verifies as sound but incomplete (exit 3), never as complete.
+pub fn assert_verified_incomplete(item: &Path, public: &Path) {
+    let (rc, r) = verify_json(item, public);
+    assert_eq!(rc, 3, "{r}");
+    assert_eq!(r["items"][0]["verdict"], "verified_incomplete", "{r}");
 }
 
 /// Reads an item's manifest as JSON.
