@@ -91,6 +91,10 @@ impl fmt::Display for Accel {
 pub enum Bus {
     /// virtio-blk (`if=virtio`): the guest names it vdX. QEMU's `readonly=on` works here.
     Virtio,
+    /// virtio-blk as a PCI device with the id `unplugN` (N: the drive's index in
+    /// [`Boot::drives`]), so a test can remove it mid-run with QMP `device_del`, as a
+    /// disk pulled from a running machine. The guest names it vdX.
+    VirtioUnpluggable,
     /// A SATA disk on an AHCI controller (`-device ahci` + `ide-hd`): the guest names it
     /// sdX. IDE/AHCI disks cannot be attached read-only, so only the guest's write-block
     /// (BLKROSET) protects them.
@@ -258,6 +262,12 @@ impl Boot {
                 Bus::Virtio => {
                     c.arg("-drive")
                         .arg(format!("file={file},format=raw,if=virtio{ro}"));
+                }
+                Bus::VirtioUnpluggable => {
+                    c.arg("-drive")
+                        .arg(format!("if=none,id=disk{i},file={file},format=raw{ro}"));
+                    c.arg("-device")
+                        .arg(format!("virtio-blk-pci,drive=disk{i},id=unplug{i}"));
                 }
                 Bus::Ahci => {
                     if ahci_port == 0 {

@@ -93,6 +93,31 @@ fn run_unattended(
     (log, o)
 }
 
+/// As [`run_unattended`], with `script` driving the boot over QMP (see
+/// [`Boot::run_scripted`]); also returns what the script returned, or fails the test with
+/// its error.
+fn run_unattended_scripted<T, F>(
+    app: &Appliance,
+    name: &str,
+    extra: &str,
+    drives: Vec<Drive>,
+    script: F,
+) -> (PathBuf, Outcome, T)
+where
+    F: FnMut(&Live) -> Result<T, String> + Send,
+    T: Send,
+{
+    let log = keep_dir(name).join("console.log");
+    let socket = keep_dir(name).join("qmp.sock");
+    let (o, result) = boot(app, acquire_cmdline(extra), drives)
+        .run_scripted(&log, Some(&socket), script)
+        .unwrap();
+    report_timings(name, &o);
+    let result = result.unwrap_or_else(|e| panic!("{e}; {}", context(&log, &o)));
+    assert_powered_off(&log, &o);
+    (log, o, result)
+}
+
 fn drive(path: &Path, bus: Bus, read_only: bool) -> Drive {
     Drive {
         path: path.to_path_buf(),
@@ -797,6 +822,10 @@ fn bad_sectors_are_zero_filled_and_listed_exactly() {
     );
     assert_eq!(rescue.unreadable_bytes, 4 * 512);
     assert!(
+        !item.join("resume.journal").exists(),
+        "every byte was read, yet the resume journal was kept"
+    );
+    assert!(
         m.incomplete_reason
             .as_deref()
             .is_some_and(|r| r.contains("2048 bytes in 3 ranges")),
@@ -831,6 +860,29 @@ fn bad_sectors_are_zero_filled_and_listed_exactly() {
         eprintln!("note: ddrescuelog missing: mapfile cross-check skipped");
     }
     assert_unchanged(&target, &sha_before);
+}
+
+/// A scratch directory holding an incompressible target (and its SHA-256) and an evidence
+/// disk.
+struct Rig {
+    t: tempfile::TempDir,
+    target: PathBuf,
+    sha: String,
+    evidence: EvidenceDisk,
+}
+
+/// A [`Rig`]: target `name` of `mib` MiB from `seed`, evidence disk of `evidence_mib` MiB.
+fn rig(name: &str, mib: u64, seed: u64, evidence_mib: u64) -> Rig {
+    let t = tempfile::tempdir().unwrap();
+    let target = incompressible_target(t.path(), name, mib, seed);
+    let sha = disk::sha256_file(&target).unwrap();
+    let evidence = disk::make_evidence_disk(t.path(), "evidence.raw", evidence_mib).unwrap();
+    Rig {
+        t,
+        target,
+        sha,
+        evidence,
+    }
 }
 
 /// What the CLI logs at each durable point (tracing, `VESTIGE_LOG=info` under init).
@@ -903,11 +955,13 @@ fn killed_mid_acquisition_resumes_after_reboot() {
     let Some((app, _one)) = prerequisites() else {
         return;
     };
-    let t = tempfile::tempdir().unwrap();
+    let Rig {
+        t,
+        target,
+        sha,
+        evidence,
+    } = rig("target.raw", TARGET_MIB, 0x7e5_0e5, 512);
     let dir = t.path();
-    let target = incompressible_target(dir, "target.raw", TARGET_MIB, 0x7e5_0e5);
-    let sha = disk::sha256_file(&target).unwrap();
-    let evidence = disk::make_evidence_disk(dir, "evidence.raw", 512).unwrap();
     let socket = dir.join("qmp.sock");
     let drives = || {
         vec![
@@ -981,6 +1035,21 @@ fn killed_mid_acquisition_resumes_after_reboot() {
     assert_unchanged(&target, &sha);
 }
 
+/// Waits for the first durable point of an acquisition, then removes the device `id` with
+/// QMP `device_del` (as a disk pulled from a running machine); returns when it did.
+fn unplug_after_first_durable_point(live: &Live, id: &str) -> Result<Duration, String> {
+    live.wait_for_line(DURABLE, BOOT_TIMEOUT)
+        .ok_or("no durable point")?;
+    let mut qmp = Qmp::connect(
+        live.qmp_socket().ok_or("no QMP socket")?,
+        Duration::from_secs(10),
+    )
+    .map_err(|e| e.to_string())?;
+    qmp.execute("device_del", &format!(r#"{{"id":{}}}"#, json_string(id)))
+        .map_err(|e| e.to_string())?;
+    Ok(live.elapsed())
+}
+
 /// The target is hot-unplugged (QMP device_del) in the middle of its acquisition: the run
 /// stops without hanging, the item is sealed incomplete with the prefix it holds, and the
 /// appliance powers off.
@@ -991,39 +1060,24 @@ fn target_hot_unplugged_mid_run_ends_cleanly() {
     let Some((app, _one)) = prerequisites() else {
         return;
     };
-    let t = tempfile::tempdir().unwrap();
+    let Rig {
+        t,
+        target,
+        sha,
+        evidence,
+    } = rig("unplugged.raw", TARGET_MIB, 0x0dd_ba11, 512);
     let dir = t.path();
-    let target = incompressible_target(dir, "unplugged.raw", TARGET_MIB, 0x0dd_ba11);
-    let sha = disk::sha256_file(&target).unwrap();
-    let evidence = disk::make_evidence_disk(dir, "evidence.raw", 512).unwrap();
-    let socket = dir.join("qmp.sock");
-
-    let log = keep_dir(NAME).join("console.log");
-    let (o, script) = boot(
+    let (log, o, unplugged_at) = run_unattended_scripted(
         &app,
-        acquire_cmdline(&format!(
-            "vestige.wait={HOTPLUG_WAIT_SECONDS} vestige.sync_every=8"
-        )),
+        NAME,
+        &format!("vestige.wait={HOTPLUG_WAIT_SECONDS} vestige.sync_every=8"),
         vec![drive(&evidence.path, Bus::Virtio, false)],
-    )
-    .run_scripted(&log, Some(&socket), |live| {
-        hot_plug(live, &target)?;
-        live.wait_for_line(DURABLE, BOOT_TIMEOUT)
-            .ok_or("no durable point")?;
-        let mut qmp = Qmp::connect(
-            live.qmp_socket().ok_or("no QMP socket")?,
-            Duration::from_secs(10),
-        )
-        .map_err(|e| e.to_string())?;
-        qmp.execute("device_del", r#"{"id":"hotplug-disk"}"#)
-            .map_err(|e| e.to_string())?;
-        Ok::<Duration, String>(live.elapsed())
-    })
-    .unwrap();
-    report_timings(NAME, &o);
-    let unplugged_at = script.unwrap_or_else(|e| panic!("{e}; {}", context(&log, &o)));
+        |live| {
+            hot_plug(live, &target)?;
+            unplug_after_first_durable_point(live, "hotplug-disk")
+        },
+    );
     eprintln!("{NAME}: unplugged at {:.3} s", unplugged_at.as_secs_f64());
-    assert_powered_off(&log, &o);
     assert_console_says(
         &log,
         &o,
@@ -1057,11 +1111,13 @@ fn evidence_medium_full_mid_run_gives_a_clean_incomplete_item() {
     let Some((app, _one)) = prerequisites() else {
         return;
     };
-    let t = tempfile::tempdir().unwrap();
+    let Rig {
+        t,
+        target,
+        sha,
+        evidence,
+    } = rig("target.raw", TARGET_MIB, 0xf1_11ed, 40);
     let dir = t.path();
-    let target = incompressible_target(dir, "target.raw", TARGET_MIB, 0xf1_11ed);
-    let sha = disk::sha256_file(&target).unwrap();
-    let evidence = disk::make_evidence_disk(dir, "evidence.raw", 40).unwrap();
 
     let (log, o) = run_unattended(
         &app,
@@ -1092,5 +1148,58 @@ fn evidence_medium_full_mid_run_gives_a_clean_incomplete_item() {
         .join("vda")
         .join(".seal-reserve")
         .exists());
+    assert_unchanged(&target, &sha);
+}
+
+/// The evidence medium is pulled out (QMP `device_del`) in the middle of an acquisition:
+/// nothing more can be written to it, but the appliance must not hang. The acquisition
+/// fails with the I/O error named (its seal cannot be written), init reports it as failed,
+/// and the machine powers off. The target is unchanged.
+#[test]
+fn evidence_medium_removed_mid_run_ends_without_a_hang() {
+    const NAME: &str = "evidence_removed";
+    const TARGET_MIB: u64 = 192;
+    let Some((app, _one)) = prerequisites() else {
+        return;
+    };
+    let Rig {
+        t: _scratch,
+        target,
+        sha,
+        evidence,
+    } = rig("target.raw", TARGET_MIB, 0x9_1ed, 512);
+    let (log, o, pulled_at) = run_unattended_scripted(
+        &app,
+        NAME,
+        "vestige.sync_every=8",
+        vec![
+            drive(&target, Bus::Virtio, true),
+            // Drive 1: its device id is "unplug1".
+            drive(&evidence.path, Bus::VirtioUnpluggable, false),
+        ],
+        |live| unplug_after_first_durable_point(live, "unplug1"),
+    );
+    eprintln!(
+        "{NAME}: evidence medium pulled at {:.3} s",
+        pulled_at.as_secs_f64()
+    );
+    // Which of vda and vdb is which depends on QEMU's PCI slot order.
+    let evidence_disk = o
+        .line_containing("evidence medium /dev/vd")
+        .and_then(|l| {
+            l.text
+                .split("evidence medium /dev/")
+                .nth(1)?
+                .get(..3)
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| panic!("no evidence medium line; {}", context(&log, &o)));
+    let target_disk = if evidence_disk == "vda" { "vdb" } else { "vda" };
+    assert_console_says(&log, &o, "Input/output error");
+    assert_console_says(
+        &log,
+        &o,
+        &format!("vestige-init: acquired: none; incomplete: none; failed: {target_disk}"),
+    );
     assert_unchanged(&target, &sha);
 }

@@ -307,7 +307,9 @@ pub fn acquire_disk(
         capture: None,
     };
     let manifest_sha = req.ctx.seal(&item_dir, &manifest, &listed)?;
-    if status == Status::Complete {
+    // Every byte was read (unreadable sectors included, zero-filled): nothing is left to
+    // resume, so the journal goes.
+    if out.stopped.is_none() {
         journal.finish(&item_dir);
     }
 

@@ -312,6 +312,15 @@ impl ReadAt for RescueReader<'_> {
             .min(usize::try_from(self.size.saturating_sub(offset_bytes)).unwrap_or(usize::MAX));
         let buf = buf.get_mut(..want).unwrap_or_default();
         match read_full(self.inner, buf, offset_bytes) {
+            Ok(n) if n < want => {
+                // The source ended early: a removed disk reports a capacity of 0. Say so
+                // when its size changed; otherwise the pipeline reports the short read.
+                let short = io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("it ended after {n} of {want} bytes at byte {offset_bytes}"),
+                );
+                self.check_still_there(&short).map(|()| n)
+            }
             Ok(n) => Ok(n),
             Err(e) => self.rescue(buf, offset_bytes, &e),
         }
@@ -512,6 +521,32 @@ mod tests {
             e.to_string().contains("changed size from 65536 to 32768"),
             "{e}"
         );
+
+        // A disk hot-unplugged mid-run reads as ended (0 bytes) and reports capacity 0.
+        struct Removed(Vec<u8>);
+        impl ReadAt for Removed {
+            fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+                if offset >= 4096 {
+                    return Ok(0);
+                }
+                self.0.as_slice().read_at(buf, offset)
+            }
+            fn size(&self) -> u64 {
+                self.0.len() as u64
+            }
+        }
+        let disk = Removed(data(1 << 16));
+        let r = RescueReader::new(&disk, None, RescueConfig::default(), || Ok(0));
+        assert_eq!(r.read_at(&mut vec![0u8; 4096], 0).unwrap(), 4096);
+        let e = r.read_at(&mut vec![0u8; 4096], 8192).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("changed size from 65536 to 0 bytes during acquisition (it ended after 0 of 4096 bytes at byte 8192)"),
+            "{e}"
+        );
+        // Same size, ended early (a file truncated and regrown): the short read stands.
+        let r = RescueReader::new(&disk, None, RescueConfig::default(), || Ok(1 << 16));
+        assert_eq!(r.read_at(&mut vec![0u8; 4096], 8192).unwrap(), 0);
     }
 
     #[test]

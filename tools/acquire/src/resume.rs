@@ -25,8 +25,8 @@
 //!    chunk size), so the finished image.zst is byte for byte the one an uninterrupted run
 //!    would have written, and its hashes are the same.
 //!
-//! The journal is not evidence (the signed list does not cover it): it is deleted when the
-//! item is sealed complete and kept while it can still be resumed.
+//! The journal is not evidence (the signed list does not cover it): it is deleted once every
+//! byte of the source has been read, and kept while the item can still be resumed.
 
 use crate::pipeline::{Durable, Journal, Prefix};
 use crate::rescue::{RescueReader, RescueReport};
