@@ -9,6 +9,7 @@ mod cmd_capture;
 mod cmd_case;
 mod cmd_collect;
 mod cmd_export;
+mod cmd_image;
 mod cmd_key;
 mod cmd_symbols;
 mod cmd_verify;
@@ -55,6 +56,9 @@ enum Command {
     /// Export evidence to other formats.
     #[command(subcommand)]
     Export(cmd_export::ExportCommand),
+    /// Disk images handed to the examiner (E01, qcow2, VMDK, VHD, VHDX, VDI, raw).
+    #[command(subcommand)]
+    Image(cmd_image::ImageCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -78,6 +82,7 @@ fn main() -> std::process::ExitCode {
         Command::Symbols(a) => cmd_symbols::run(&a),
         Command::Verify(a) => cmd_verify::run(&a),
         Command::Export(c) => cmd_export::run(c),
+        Command::Image(c) => cmd_image::run(c),
     };
     match result {
         Ok(code) => code.into(),

@@ -40,6 +40,14 @@ pub const TARGETS: &[(&str, usize)] = &[
     ("output_names", 4 * 1024),
     // resume.journal: a header line and entries of journaled frames.
     ("resume_journal", 16 * 1024),
+    // Disk images (vestige-formats): the seeds are small images made by qemu-img and
+    // ewfacquire. A VHDX cannot be smaller than its 1 MiB header area plus its regions.
+    ("image_ewf", 64 * 1024),
+    ("image_qcow2", 64 * 1024),
+    ("image_vmdk", 70 * 1024),
+    ("image_vhd", 64 * 1024),
+    ("image_vhdx", 5 * 1024 * 1024),
+    ("image_vdi", 64 * 1024),
 ];
 
 /// libFuzzer's memory limit per process (also its largest single allocation), MiB.

@@ -51,6 +51,10 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("tcpdump", "tcpdump"),
     // Reads back the errors.map of a disk with bad sectors (GNU ddrescue's mapfile).
     ("ddrescuelog", "gddrescue"),
+    // Make and check E01 images for the EWF reader's tests.
+    ("ewfacquire", "ewf-tools"),
+    ("ewfverify", "ewf-tools"),
+    ("ewfexport", "ewf-tools"),
 ];
 
 /// Volatility 3, from PyPI into a venv under target/ (Debian's pip refuses system
