@@ -26,17 +26,13 @@ pub fn image_file(path: &Path) -> PathBuf {
     }
 }
 
-/// Whether the file ends with a seekable-format footer (magic in its last 4 bytes).
-pub(crate) fn probe_file(path: &Path) -> bool {
-    let Ok(f) = FileReader::open(path) else {
-        return false;
-    };
-    let size = f.size();
-    if size < FOOTER_BYTES {
-        return false;
-    }
-    let mut magic = [0u8; 4];
-    f.read_exact_at(&mut magic, size - 4).is_ok() && u32::from_le_bytes(magic) == SEEKABLE_MAGIC
+/// Whether `tail` (a file's last bytes, the whole file if shorter) ends with a
+/// seekable-format footer: the magic in its last 4 bytes.
+pub(crate) fn probe_tail(tail: &[u8]) -> bool {
+    tail.len() as u64 >= FOOTER_BYTES
+        && tail
+            .last_chunk::<4>()
+            .is_some_and(|m| u32::from_le_bytes(*m) == SEEKABLE_MAGIC)
 }
 
 impl Container {

@@ -133,7 +133,12 @@ pub fn open_in_chain(path: &Path, chain: &[PathBuf]) -> Result<Box<dyn Image>, F
     }
     let mut inner = chain.to_vec();
     inner.push(canonical.clone());
-    if canonical.is_dir() || container::probe_file(&canonical) {
+    if canonical.is_dir() {
+        return Ok(Box::new(container::Container::open(&canonical)?));
+    }
+    // Formats recognised by their end: read it once for both.
+    let tail = read_tail(&canonical, 512)?;
+    if container::probe_tail(&tail) {
         return Ok(Box::new(container::Container::open(&canonical)?));
     }
     let head = read_head(&canonical)?;
@@ -143,7 +148,7 @@ pub fn open_in_chain(path: &Path, chain: &[PathBuf]) -> Result<Box<dyn Image>, F
         }
     }
     // A fixed VHD is raw data with a footer at the end only.
-    if vhd::probe_tail(&read_tail(&canonical, 512)?) {
+    if vhd::probe_tail(&tail) {
         return vhd::open_boxed(&canonical, &inner);
     }
     raw::open_boxed(&canonical, &inner)
