@@ -76,7 +76,8 @@ pub struct Plan {
     /// read-only by the hypervisor, so an unattended run may acquire them even when the
     /// guest's write-block (BLKROSET) failed. The statement is recorded in each manifest.
     pub hypervisor_read_only: Vec<String>,
-    /// `vestige.resume`, `vestige.sync_every=MIB`, `vestige.space_check=0`: see
+    /// `vestige.resume`, `vestige.sync_every=MIB`, `vestige.space_check=0`,
+    /// `vestige.format=e01`: see
     /// [`crate::session::AcquireOptions`].
     pub acquire: crate::session::AcquireOptions,
 }
@@ -110,6 +111,9 @@ impl Plan {
                     .and_then(|v| v.parse().ok())
                     .filter(|&m: &u64| (1..=1 << 20).contains(&m)),
                 skip_space_check: p.get("space_check").is_some_and(|v| v == "0"),
+                e01: p
+                    .get("format")
+                    .is_some_and(|v| v.eq_ignore_ascii_case("e01")),
             },
         }
     }
@@ -154,6 +158,12 @@ mod tests {
             "vestige.resume vestige.sync_every=16 vestige.space_check=0",
         ));
         assert!(plan.acquire.resume && plan.acquire.skip_space_check);
+        assert!(!plan.acquire.e01);
+        assert!(
+            Plan::from_params(&vestige_params("vestige.format=e01"))
+                .acquire
+                .e01
+        );
         assert_eq!(plan.acquire.sync_every_mib, Some(16));
         let plan = Plan::from_params(&vestige_params("vestige.resume=0 vestige.sync_every=0"));
         assert!(!plan.acquire.resume);

@@ -207,9 +207,10 @@ fn unattended(
     // checks those).
     let case_dir = std::path::Path::new(session::EVIDENCE_MOUNT).join(&case_id);
     if !plan.acquire.skip_space_check {
-        if let Err(e) =
-            session::check_space(&session::fresh_disks(&case_dir, &chosen, &plan.acquire))
-        {
+        if let Err(e) = session::check_space(
+            &session::fresh_disks(&case_dir, &chosen, &plan.acquire),
+            &plan.acquire,
+        ) {
             console.warn(&e);
             return;
         }

@@ -160,8 +160,12 @@ pub fn open_case(console: &Console, case_id: &str, examiner: &str) -> Result<Pat
 
 /// Refuses when the evidence medium cannot hold the worst case: incompressible data, plus
 /// zstd's frame overhead and the manifests.
-pub fn check_space(disks: &[Disk]) -> Result<(), String> {
-    let need: u64 = disks.iter().map(|d| d.size_bytes).sum();
+pub fn check_space(disks: &[Disk], opts: &AcquireOptions) -> Result<(), String> {
+    let mut need: u64 = disks.iter().map(|d| d.size_bytes).sum();
+    // An E01 beside the container stores every byte a second time.
+    if opts.e01 {
+        need = need.saturating_mul(2);
+    }
     let worst = need + need / 1000 + (16 << 20);
     match free_bytes() {
         Some(free) if free < worst => Err(format!(
@@ -181,6 +185,8 @@ pub struct AcquireOptions {
     pub sync_every_mib: Option<u64>,
     /// `vestige.space_check=0` starts even when the medium cannot hold the worst case.
     pub skip_space_check: bool,
+    /// `vestige.format=e01`: each item also holds an E01 segment set (`--format e01`).
+    pub e01: bool,
 }
 
 /// The resume journal's name in an item (the CLI's `resume::JOURNAL_FILE`).
@@ -242,7 +248,7 @@ pub fn acquire(
 ) -> Outcomes {
     let mut out = Outcomes::default();
     if !opts.skip_space_check {
-        if let Err(e) = check_space(&fresh_disks(case, disks, opts)) {
+        if let Err(e) = check_space(&fresh_disks(case, disks, opts), opts) {
             console.warn(&e);
             out.failed = disks.iter().map(|d| d.name.clone()).collect();
             return out;
@@ -347,6 +353,9 @@ fn run_acquire(
     }
     if opts.skip_space_check {
         args.push("--skip-space-check".to_string());
+    }
+    if opts.e01 {
+        args.extend(["--format".to_string(), "e01".to_string()]);
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     vestige(console, &args)

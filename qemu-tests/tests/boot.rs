@@ -65,6 +65,8 @@ struct Scenario {
     target_item: &'static str,
     /// The guest's name for the evidence disk (must never become an item).
     evidence_item: &'static str,
+    /// `vestige.format=e01`: the item must also hold an E01 that libewf verifies.
+    e01: bool,
 }
 
 /// One boot at a time: each guest gets the host's CPUs, and the timings mean something.
@@ -75,6 +77,14 @@ fn run_scenario(name: &str, s: &Scenario) {
     let Some(app) = prerequisites() else {
         return;
     };
+    if s.e01 && !missing_tools(&["ewfverify"]).is_empty() {
+        assert!(
+            !tools_required(),
+            "VESTIGE_REQUIRE_TOOLS=1: ewfverify missing"
+        );
+        eprintln!("note: skipping {name}: ewfverify missing");
+        return;
+    }
     // A failed boot poisons the lock; the next one still runs.
     let _one = ONE_BOOT_AT_A_TIME
         .lock()
@@ -89,7 +99,11 @@ fn run_scenario(name: &str, s: &Scenario) {
     let boot = Boot {
         kernel: app.kernel.clone(),
         initrd: app.initrd.clone(),
-        cmdline: acquire_cmdline(),
+        cmdline: if s.e01 {
+            format!("{} vestige.format=e01", acquire_cmdline())
+        } else {
+            acquire_cmdline()
+        },
         drives: vec![
             Drive {
                 path: target.clone(),
@@ -249,11 +263,45 @@ fn check_case(
         "no custody entry for {}: {chain:?}",
         s.target_item
     );
+    if s.e01 {
+        check_e01(&item, &manifest);
+    }
     let console_log = case.join("console.log");
     assert!(
         console_log.is_file(),
         "no console.log in the case (found: {:?})",
         list(&case)
+    );
+}
+
+/// The item's E01 (`vestige.format=e01`): signed with the item (verified above), and
+/// libewf's ewfverify recomputes the MD5 the manifest holds for the source.
+fn check_e01(item: &Path, manifest: &Manifest) {
+    let first = item.join("image.E01");
+    assert!(
+        manifest.outputs.iter().any(|o| o.name == "image.E01"),
+        "image.E01 is not among the manifest's outputs: {:?}",
+        manifest.outputs
+    );
+    let md5 = manifest
+        .hashes
+        .md5
+        .as_deref()
+        .expect("no source MD5 in the manifest");
+    let out = std::process::Command::new("ewfverify")
+        .arg("-q")
+        .arg(&first)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "ewfverify {}: {text}",
+        first.display()
+    );
+    assert!(
+        text.contains(md5),
+        "ewfverify does not report the source's MD5 {md5}: {text}"
     );
 }
 
@@ -303,12 +351,14 @@ fn direct_kernel_boot_acquires_virtio_target_unattended() {
             target_read_only: true,
             target_item: "vda",
             evidence_item: "vdb",
+            e01: false,
         },
     );
 }
 
 /// IDE/AHCI disks cannot be attached read-only by QEMU: the guest's BLKROSET is the only
-/// guard, and the target must still come back unchanged.
+/// guard, and the target must still come back unchanged. This run also asks for an E01
+/// (`vestige.format=e01`).
 #[test]
 fn ahci_target_without_hypervisor_write_block_stays_unchanged() {
     run_scenario(
@@ -318,6 +368,7 @@ fn ahci_target_without_hypervisor_write_block_stays_unchanged() {
             target_read_only: false,
             target_item: "sda",
             evidence_item: "vda",
+            e01: true,
         },
     );
 }
@@ -332,6 +383,7 @@ fn ide_target_without_hypervisor_write_block_stays_unchanged() {
             target_read_only: false,
             target_item: "sda",
             evidence_item: "vda",
+            e01: false,
         },
     );
 }
@@ -347,6 +399,7 @@ fn usb_storage_target_is_found_and_acquired() {
             target_read_only: true,
             target_item: "sda",
             evidence_item: "vda",
+            e01: false,
         },
     );
 }

@@ -43,6 +43,8 @@ pub struct DiskRequest<'a> {
     pub resume: bool,
     /// Refuse to start when the evidence medium cannot hold the worst case.
     pub check_space: bool,
+    /// Also write the image as an E01 segment set in the item (see [`crate::e01`]).
+    pub e01: bool,
 }
 
 /// The outcome of an acquisition that produced an item.
@@ -54,6 +56,8 @@ pub struct DiskOutcome {
     pub manifest: Manifest,
     /// Why it is incomplete, if it is.
     pub stopped: Option<StopReason>,
+    /// Why the E01 asked for was not written (the item is sealed without it).
+    pub e01_error: Option<String>,
 }
 
 /// Why an acquisition produced no item.
@@ -277,6 +281,44 @@ pub fn acquire_disk(
         name: IMAGE_FILE.to_string(),
         sha256: out.image_sha256.clone(),
     }];
+    let e01_error = if req.e01 {
+        let case = req.ctx.case_ref();
+        let segments = e01_segments(
+            &item_dir,
+            &out,
+            &crate::e01::E01Request {
+                case: &case,
+                source: &src.identity,
+                started_utc: &header.started_utc,
+                unreadable: &rescued.unreadable,
+                md5: out.md5.as_deref().unwrap_or_default(),
+                sha1: out.sha1.as_deref().unwrap_or_default(),
+                tool_version: &req.ctx.tool.version,
+            },
+        );
+        match segments {
+            Ok(files) => {
+                for f in files {
+                    outputs.push(OutputFile {
+                        name: f.name.clone(),
+                        size_bytes: f.size_bytes,
+                        sha256: f.sha256.clone(),
+                    });
+                    listed.push(ListedFile {
+                        name: f.name,
+                        sha256: f.sha256,
+                    });
+                }
+                None
+            }
+            Err(why) => {
+                tracing::warn!(item = %item_dir.display(), "E01 not written: {why}");
+                Some(why)
+            }
+        }
+    } else {
+        None
+    };
     if map_written.is_ok() {
         let sha256 = sha256_hex(map.as_bytes());
         outputs.push(OutputFile {
@@ -343,7 +385,43 @@ pub fn acquire_disk(
         item_dir,
         manifest,
         stopped: out.stopped,
+        e01_error,
     })
+}
+
+/// The E01 of a finished acquisition, written from its image and checked against the
+/// source's MD5 and SHA-1; its segments as output files. An acquisition that stopped
+/// early gets none (it is written when a resume completes the item).
+fn e01_segments(
+    item_dir: &Path,
+    out: &pipeline::PipelineOutput,
+    req: &crate::e01::E01Request<'_>,
+) -> Result<Vec<OutputFile>, String> {
+    if out.stopped.is_some() {
+        return Err(
+            "the acquisition stopped early; the E01 is written when a resume with --format e01 completes it"
+                .to_string(),
+        );
+    }
+    if req.md5.is_empty() || req.sha1.is_empty() {
+        return Err("the source's MD5 and SHA-1 were not computed (this acquisition was resumed from a run without --md5 --sha1), so the E01's could not be checked".to_string());
+    }
+    tracing::info!(item = %item_dir.display(), "writing the E01 from the image");
+    let segments = crate::e01::write_from_image(item_dir, &item_dir.join(IMAGE_FILE), req)?;
+    segments
+        .iter()
+        .map(|p| {
+            let (sha256, size_bytes) =
+                sha256_file(p).map_err(|e| format!("hashing {}: {e}", p.display()))?;
+            Ok(OutputFile {
+                name: p
+                    .file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().to_string()),
+                size_bytes,
+                sha256,
+            })
+        })
+        .collect()
 }
 
 /// Where a run starts: a new item, or the verified prefix of an interrupted one.
@@ -357,12 +435,21 @@ struct StartPoint {
 
 /// A new item: the free space is checked first, so a refusal leaves nothing behind.
 fn fresh_start(req: &DiskRequest<'_>, src: &source::Source) -> Result<StartPoint, AcquireError> {
-    let cfg = req.pipeline.clone();
+    let mut cfg = req.pipeline.clone();
+    // The E01 stores MD5 and SHA-1; they are checked against the source's.
+    if req.e01 {
+        cfg.md5 = true;
+        cfg.sha1 = true;
+    }
     let size = src.identity.size_bytes;
     if req.check_space {
         check_free_space(
             req.ctx.case.dir(),
-            size,
+            if req.e01 {
+                size.saturating_mul(2)
+            } else {
+                size
+            },
             resume::seal_reserve_bytes(size, cfg.chunk_size as u64),
             0,
         )?;

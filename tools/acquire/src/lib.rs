@@ -15,6 +15,7 @@
 
 pub mod blockdev;
 pub mod disk;
+pub mod e01;
 pub mod host;
 pub mod live_item;
 pub mod memory;

@@ -107,6 +107,11 @@ pub struct DiskArgs {
     /// can be resumed on a larger medium's free space.
     #[arg(long)]
     pub skip_space_check: bool,
+    /// `e01` also writes the image as an EnCase 6 style E01 segment set in the item
+    /// (image.E01 …), from the acquired image, with MD5 and SHA-1 checked against the
+    /// source's and its segments signed with the rest; `zst` (default) only the container.
+    #[arg(long = "format", value_enum, default_value_t = DiskFormat::Zst)]
+    pub disk_format: DiskFormat,
     #[command(flatten)]
     pub item: ItemArgs,
     #[command(flatten)]
@@ -130,6 +135,14 @@ pub struct MemoryArgs {
     /// The dump's format (default: detected by content).
     #[arg(long, value_enum, default_value_t = FormatArg::Auto, requires = "from")]
     pub format: FormatArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DiskFormat {
+    /// The Vestige container (zstd seekable), always written.
+    Zst,
+    /// The container and an E01 segment set.
+    E01,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -269,17 +282,29 @@ fn disk(a: &DiskArgs) -> Result<Exit> {
         },
         resume: a.resume,
         check_space: !a.skip_space_check,
+        e01: a.disk_format == DiskFormat::E01,
     };
     let outcome = acquire_disk(&req, &progress, &signals::CANCEL);
     display.finish();
     let outcome = outcome?;
-    Ok(report(
+    let exit = report(
         &outcome.item_dir,
         &outcome.manifest,
         outcome.stopped.as_ref(),
         &pk.fingerprint(),
         &pub_rel,
-    ))
+    );
+    if let Some(why) = &outcome.e01_error {
+        eprintln!("problem: no E01 was written: {why}");
+        eprintln!(
+            "the item is sealed without it; `vestige export e01 {}` makes one later",
+            outcome.item_dir.display()
+        );
+        if exit == Exit::Ok {
+            return Ok(Exit::Failed);
+        }
+    }
+    Ok(exit)
 }
 
 /// Catches Ctrl-C/SIGTERM for a clean stop and shows the pipeline's progress.

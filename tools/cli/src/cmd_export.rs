@@ -18,6 +18,10 @@ pub enum ExportCommand {
     /// (E01, qcow2, VMDK, VHD, VHDX, VDI, split raw); the output is kept only if every
     /// check passes.
     Raw(RawArgs),
+    /// Write an EnCase 6 style E01 segment set (MD5 and SHA-1 stored, case metadata in
+    /// its header) of an item (verified on the way; its manifest's hashes must match) or
+    /// of any image Vestige reads. ewfverify, ewfinfo and EnCase-compatible tools read it.
+    E01(crate::cmd_export_e01::E01Args),
 }
 
 #[derive(Debug, Args)]
@@ -37,6 +41,7 @@ pub struct RawArgs {
 pub fn run(cmd: ExportCommand) -> Result<Exit> {
     match cmd {
         ExportCommand::Raw(a) => raw(&a),
+        ExportCommand::E01(a) => crate::cmd_export_e01::run(&a),
     }
 }
 
@@ -125,12 +130,13 @@ fn raw(a: &RawArgs) -> Result<Exit> {
 }
 
 /// `export raw` of an image that is not a Vestige item: every byte read through its reader
-/// into OUT, hashed on the way (SHA-256, and MD5 and SHA-1 in parallel when the image
-/// stores them). Hashes the image stores (EWF's MD5 and SHA-1) must match, or nothing is
-/// left at OUT.
+/// (decoded on several threads) into OUT, hashed on the way (SHA-256, and MD5 and SHA-1
+/// when the image stores them). Ranges of zeros are left as holes, as `qemu-img convert`
+/// does: they read back as zeros and the hashes cover them. Hashes the image stores (EWF's
+/// MD5 and SHA-1) must match, or nothing is left at OUT.
 fn raw_from_image(a: &RawArgs) -> Result<Exit> {
-    use std::io::Write;
-    use vestige_evidence::stream_hash::{Algorithm, StreamHashers};
+    use crate::cmd_image::{algorithms_for, read_hashed, stored_hash_mismatches};
+    use vestige_evidence::stream_hash::Algorithm;
     if a.pubkey.is_some() {
         bail!(
             "{}: --pubkey applies to Vestige items; this is an image file",
@@ -139,62 +145,30 @@ fn raw_from_image(a: &RawArgs) -> Result<Exit> {
     }
     let image = vestige_formats::open(&a.item)?;
     let info = image.info();
-    let (partial, mut w) = create_partial(&a.out)?;
-    // SHA-256 always; MD5 and SHA-1 when the image stores them, to check them.
-    let mut algorithms = vec![Algorithm::Sha256];
-    if info.stored_hashes.contains_key("md5") {
-        algorithms.push(Algorithm::Md5);
-    }
-    if info.stored_hashes.contains_key("sha1") {
-        algorithms.push(Algorithm::Sha1);
-    }
-    let hashers = StreamHashers::<Vec<u8>>::start(&algorithms, 4);
+    let (partial, w) = create_partial(&a.out)?;
+    let file = w.into_inner().map_err(|e| e.into_error())?;
     let size = image.size();
-    let progress = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let display = crate::progress::show("exporting", std::sync::Arc::new(move || size), {
-        let p = std::sync::Arc::clone(&progress);
-        std::sync::Arc::new(move || p.load(std::sync::atomic::Ordering::Relaxed))
-    });
-    let copied = (|| -> Result<()> {
-        let mut at = 0u64;
-        while at < size {
-            let n = usize::try_from((size - at).min(4 << 20)).unwrap_or(4 << 20);
-            let mut buf = vec![0u8; n];
-            image
-                .read_exact_at(&mut buf, at)
-                .with_context(|| format!("reading {} at byte {at}", a.item.display()))?;
-            w.write_all(&buf)
-                .with_context(|| format!("writing {}", partial.display()))?;
-            at += n as u64;
-            progress.store(at, std::sync::atomic::Ordering::Relaxed);
-            hashers.feed(&std::sync::Arc::new(buf));
-        }
-        let f = w.into_inner().map_err(|e| e.into_error())?;
-        f.sync_all()
-            .with_context(|| format!("syncing {}", partial.display()))?;
-        Ok(())
-    })();
-    display.finish();
-    let digests = hashers.finish();
+    let (digests, read) = read_hashed(
+        &*image,
+        &algorithms_for(&info),
+        threads(a.threads),
+        "exporting",
+        |offset, block| write_sparse(&file, offset, block),
+    );
+    let written = read
+        .with_context(|| format!("exporting {} to {}", a.item.display(), partial.display()))
+        .and_then(|()| {
+            file.set_len(size)
+                .and_then(|()| file.sync_all())
+                .with_context(|| format!("finishing {}", partial.display()))
+        });
     let hex = |alg| digests.get(&alg).map(|d| d.hex.clone()).unwrap_or_default();
     let optional = |alg| digests.get(&alg).map(|d| d.hex.clone());
     let mut problems = Vec::new();
-    if let Err(e) = &copied {
+    if let Err(e) = &written {
         problems.push(format!("{e:#}"));
     }
-    for (alg, stored) in &info.stored_hashes {
-        let computed = match alg.as_str() {
-            "md5" => hex(Algorithm::Md5),
-            "sha1" => hex(Algorithm::Sha1),
-            "sha256" => hex(Algorithm::Sha256),
-            _ => continue,
-        };
-        if !computed.eq_ignore_ascii_case(stored) {
-            problems.push(format!(
-                "{alg}: the image stores {stored}, its data hashes to {computed}"
-            ));
-        }
-    }
+    problems.extend(stored_hash_mismatches(&info, &digests));
     if !problems.is_empty() {
         let _ = std::fs::remove_file(&partial);
         for p in &problems {
@@ -218,4 +192,56 @@ fn raw_from_image(a: &RawArgs) -> Result<Exit> {
         })
     );
     Ok(Exit::Ok)
+}
+
+/// Granularity of the holes left for zeros: a file system block multiple.
+const HOLE_BYTES: usize = 64 << 10;
+
+/// Writes `block` at `offset` of a new file, skipping each all-zero 64 KiB piece (the file
+/// is new, so a skipped range is a hole that reads as zeros; the caller sets the length).
+fn write_sparse(file: &std::fs::File, offset: u64, block: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut at = offset;
+    for piece in block.chunks(HOLE_BYTES) {
+        if !is_zero(piece) {
+            file.write_all_at(piece, at)?;
+        }
+        at += piece.len() as u64;
+    }
+    Ok(())
+}
+
+/// Whether every byte is zero (word-wise: this runs over every exported byte).
+fn is_zero(bytes: &[u8]) -> bool {
+    let (words, rest) = bytes.split_at(bytes.len() - bytes.len() % 16);
+    words
+        .chunks_exact(16)
+        .all(|w| u128::from_ne_bytes(w.try_into().unwrap_or([1; 16])) == 0)
+        && rest.iter().all(|&b| b == 0)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zeros_become_holes_and_the_file_reads_back_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.raw");
+        let file = std::fs::File::create_new(&path).unwrap();
+        // 1 MiB zeros, 1 byte of data in the next 64 KiB piece, zeros, an odd-sized tail.
+        let mut data = vec![0u8; (1 << 20) + 3 * HOLE_BYTES + 17];
+        data[(1 << 20) + 5] = 0xaa;
+        data[(1 << 20) + 3 * HOLE_BYTES + 16] = 1;
+        for (i, block) in data.chunks(300_000).enumerate() {
+            write_sparse(&file, (i * 300_000) as u64, block).unwrap();
+        }
+        file.set_len(data.len() as u64).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), data);
+        assert!(is_zero(&[0; 33]) && !is_zero(&[0, 0, 1]) && is_zero(&[]));
+        let mut late = [0u8; 40];
+        late[39] = 1;
+        assert!(!is_zero(&late));
+    }
 }

@@ -9,10 +9,12 @@ mod cmd_capture;
 mod cmd_case;
 mod cmd_collect;
 mod cmd_export;
+mod cmd_export_e01;
 mod cmd_image;
 mod cmd_key;
 mod cmd_symbols;
 mod cmd_verify;
+mod cmd_volumes;
 mod exit;
 mod keys;
 mod progress;
@@ -59,6 +61,8 @@ enum Command {
     /// Disk images handed to the examiner (E01, qcow2, VMDK, VHD, VHDX, VDI, raw).
     #[command(subcommand)]
     Image(cmd_image::ImageCommand),
+    /// Partition table (MBR, GPT) and LVM volume groups of an image, like mmls.
+    Volumes(cmd_volumes::VolumesArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -83,6 +87,7 @@ fn main() -> std::process::ExitCode {
         Command::Verify(a) => cmd_verify::run(&a),
         Command::Export(c) => cmd_export::run(c),
         Command::Image(c) => cmd_image::run(c),
+        Command::Volumes(a) => cmd_volumes::run(&a),
     };
     match result {
         Ok(code) => code.into(),

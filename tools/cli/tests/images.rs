@@ -47,6 +47,15 @@ fn check(image: &Path, format: &str, want_sha: &str, size: u64) -> serde_json::V
     assert_eq!(summary["sha256"], want_sha, "{}", image.display());
     assert_eq!(sha256_file(&raw), want_sha, "{}", image.display());
     std::fs::remove_file(&raw).unwrap();
+    // The same bytes hashed without an output, on one thread and on several.
+    for threads in ["1", "3"] {
+        let h: serde_json::Value = serde_json::from_str(&ok(vestige()
+            .args(["image", "hash", "--threads", threads])
+            .arg(image)))
+        .unwrap();
+        assert_eq!(h["sha256"], want_sha, "image hash {}: {h}", image.display());
+        assert_eq!(h["problems"], serde_json::json!([]), "{}", image.display());
+    }
     info
 }
 

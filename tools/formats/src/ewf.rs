@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use vestige_evidence::read_at::ReadAt;
 
 /// The EWF-E01 / EWF-S01 segment file signature.
-const EVF_SIGNATURE: &[u8; 8] = b"EVF\x09\x0d\x0a\xff\x00";
+pub(crate) const EVF_SIGNATURE: &[u8; 8] = b"EVF\x09\x0d\x0a\xff\x00";
 /// The EWF-L01 (logical evidence) signature: recognised only to be refused.
 const LVF_SIGNATURE: &[u8; 8] = b"LVF\x09\x0d\x0a\xff\x00";
 /// EWF2 signatures (EnCase 7 `.Ex01` / `.Lx01`): recognised only to be refused.
@@ -53,7 +53,7 @@ const MAX_CHUNK_BYTES: u64 = 64 << 20;
 /// Most sections walked in one segment file.
 const MAX_SECTIONS_PER_SEGMENT: usize = 1 << 16;
 /// Most segment files (`.E01`–`.E99`, then `.EAA`–`.ZZZ`).
-const MAX_SEGMENTS: u32 = 99 + 26 * 26 * 22;
+pub(crate) const MAX_SEGMENTS: u32 = 99 + 26 * 26 * 22;
 /// Most entries in one table section (real ones hold at most 65534).
 const MAX_TABLE_ENTRIES: u64 = 1 << 18;
 /// Table entries kept decoded in memory (16 bytes each: about 8 MiB).
@@ -219,7 +219,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// The file name extension of segment `number` (1-based), in the style of `first` (its
 /// first letter, `E`/`e`/`S`/`s`): `E01`…`E99`, then `EAA`…`EAZ`, `EBA`…`ZZZ`.
-fn segment_extension(first: char, number: u32) -> Option<String> {
+pub(crate) fn segment_extension(first: char, number: u32) -> Option<String> {
     if number == 0 {
         return None;
     }
@@ -1251,7 +1251,7 @@ fn read_header(seg: &Segment, s: &Section, utf16: bool) -> Result<String, Format
 }
 
 /// Days since 1970-01-01 → (year, month, day) (proleptic Gregorian; H. Hinnant).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

@@ -60,12 +60,15 @@ pub struct SnapshotInfo {
 
 pub mod container;
 pub mod ewf;
+pub mod ewf_write;
 pub mod qcow2;
 pub mod raw;
+pub mod stream;
 pub mod vdi;
 pub mod vhd;
 pub mod vhdx;
 pub mod vmdk;
+pub mod volumes;
 
 use std::path::Path;
 
@@ -109,6 +112,22 @@ pub fn open(path: &Path) -> Result<Box<dyn Image>, FormatError> {
 /// # Errors
 /// A loop, a chain too deep, or the backing image's own errors.
 pub fn open_in_chain(path: &Path, chain: &[PathBuf]) -> Result<Box<dyn Image>, FormatError> {
+    open_in_chain_as(path, chain, None)
+}
+
+/// As [`open_in_chain`], read as `declared` (QEMU's format names: `raw`, `qcow2`, `vmdk`,
+/// `vpc`, `vhdx`, `vdi`) when the child image names its backing file's format, as QEMU
+/// does: a raw backing disk whose first sector happens to look like another format must
+/// still be read as raw.
+///
+/// # Errors
+/// A loop, a chain too deep, a declared format we do not read, or the backing image's own
+/// errors (including content that is not the declared format).
+pub fn open_in_chain_as(
+    path: &Path,
+    chain: &[PathBuf],
+    declared: Option<&str>,
+) -> Result<Box<dyn Image>, FormatError> {
     let canonical =
         std::fs::canonicalize(path).map_err(FormatError::io(path, "resolve the path"))?;
     if chain.contains(&canonical) {
@@ -133,6 +152,22 @@ pub fn open_in_chain(path: &Path, chain: &[PathBuf]) -> Result<Box<dyn Image>, F
     }
     let mut inner = chain.to_vec();
     inner.push(canonical.clone());
+    if let Some(name) = declared {
+        let ours = match name {
+            "vpc" => "vhd",
+            other => other,
+        };
+        if ours == "raw" {
+            return Ok(Box::new(raw::Raw::open_single(&canonical)?));
+        }
+        let Some((_, _, opener)) = FORMATS.iter().find(|(n, ..)| *n == ours) else {
+            return Err(FormatError::Unsupported {
+                file: path.to_path_buf(),
+                what: format!("the declared backing format {name:?}"),
+            });
+        };
+        return opener(&canonical, &inner);
+    }
     if canonical.is_dir() {
         return Ok(Box::new(container::Container::open(&canonical)?));
     }

@@ -330,20 +330,21 @@ impl Qcow2 {
         } else {
             let name = read_backing_name(path, &file, file_len, &h)?;
             let dir = path.parent().unwrap_or_else(|| Path::new(""));
-            let image = crate::open_in_chain(&dir.join(&name), chain)?;
+            // As QEMU: a declared format decides how the backing file is read.
+            let declared = extensions.backing_format.as_deref();
+            let image = crate::open_in_chain_as(&dir.join(&name), chain, declared)?;
             let found = image.info().format;
-            let declared = extensions.backing_format.as_deref().unwrap_or("none");
-            notes.push(format!(
-                "backing file {} (declared format {declared}, read as {found})",
-                name.display()
-            ));
-            if declared != "none" && declared != found {
-                // QEMU would read it as the declared format; a raw disk whose first
-                // sector looks like another format is read differently here.
-                notes.push(format!(
-                    "backing file format mismatch: the header declares {declared}, its content is {found}"
-                ));
-            }
+            notes.push(match declared {
+                Some(d) => format!(
+                    "backing file {} (format {}, as the header declares)",
+                    name.display(),
+                    d
+                ),
+                None => format!(
+                    "backing file {} (no format declared; recognised by content as {found})",
+                    name.display()
+                ),
+            });
             Some(image)
         };
 
@@ -600,7 +601,7 @@ impl Qcow2 {
         Ok((source, len))
     }
 
-    /// The decompressed cluster at `coffset`, through the cache.
+    /// The decompressed cluster at `coffset`, through the cache (for partial reads).
     fn compressed_cluster(
         &self,
         coffset: u64,
@@ -615,29 +616,42 @@ impl Qcow2 {
         {
             return Ok(c);
         }
-        // The last compressed cluster may end before its last sector does.
-        let avail = csize.min(self.file_len.saturating_sub(coffset));
-        let mut input = vec![0u8; to_usize(avail)];
-        self.pread_exact(&mut input, coffset, "qcow2 compressed cluster")?;
         let mut out = vec![0u8; to_usize(self.cluster_size)];
-        let ok = match self.compression {
-            Compression::Deflate => inflate_raw(&input, &mut out),
-            Compression::Zstd => unzstd(&input, &mut out),
-        };
-        if let Err(reason) = ok {
-            return Err(FormatError::invalid(
-                &self.path,
-                entry_at,
-                "qcow2 compressed cluster",
-                format!("{avail} bytes at {coffset:#x}: {reason}"),
-            ));
-        }
+        self.decompress_into(coffset, csize, entry_at, &mut out)?;
         let out = Arc::new(out);
         self.cluster_cache
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(coffset, Arc::clone(&out));
         Ok(out)
+    }
+
+    /// Decompresses the cluster at `coffset` into all of `out` (one cluster). A whole
+    /// cluster asked for goes straight into the caller's buffer: sequential reads then
+    /// neither copy nor cache what they will not read again.
+    fn decompress_into(
+        &self,
+        coffset: u64,
+        csize: u64,
+        entry_at: u64,
+        out: &mut [u8],
+    ) -> Result<(), FormatError> {
+        // The last compressed cluster may end before its last sector does.
+        let avail = csize.min(self.file_len.saturating_sub(coffset));
+        let mut input = vec![0u8; to_usize(avail)];
+        self.pread_exact(&mut input, coffset, "qcow2 compressed cluster")?;
+        let ok = match self.compression {
+            Compression::Deflate => inflate_raw(&input, out),
+            Compression::Zstd => unzstd(&input, out),
+        };
+        ok.map_err(|reason| {
+            FormatError::invalid(
+                &self.path,
+                entry_at,
+                "qcow2 compressed cluster",
+                format!("{avail} bytes at {coffset:#x}: {reason}"),
+            )
+        })
     }
 
     /// Fills `buf` from the backing image at `guest` (zeros past its end or without one).
@@ -712,13 +726,18 @@ impl Qcow2 {
             } = source
             {
                 self.flush(buf, run.take())?;
-                let cluster = self.compressed_cluster(coffset, csize, entry_at)?;
-                let w = to_usize(within);
-                if let (Some(dst), Some(src)) = (
-                    buf.get_mut(done..done + len),
-                    cluster.get(w..w.saturating_add(len)),
-                ) {
-                    dst.copy_from_slice(src);
+                let whole = within == 0 && len as u64 == self.cluster_size;
+                if let (true, Some(dst)) = (whole, buf.get_mut(done..done + len)) {
+                    self.decompress_into(coffset, csize, entry_at, dst)?;
+                } else {
+                    let cluster = self.compressed_cluster(coffset, csize, entry_at)?;
+                    let w = to_usize(within);
+                    if let (Some(dst), Some(src)) = (
+                        buf.get_mut(done..done + len),
+                        cluster.get(w..w.saturating_add(len)),
+                    ) {
+                        dst.copy_from_slice(src);
+                    }
                 }
             } else {
                 let extends = match (&mut run, source) {

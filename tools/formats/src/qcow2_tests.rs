@@ -240,6 +240,101 @@ fn qcow2_backing_chain_matches_qemu() {
     assert_eq!(sha(&read_all(&*boxed)), sha(&raw));
 }
 
+/// A raw backing disk whose first bytes are a qcow2 header (a disk that holds an image,
+/// or an attacker's bait): declared raw, it must be read as raw, as QEMU reads it; not
+/// declared, it is recognised by content and the note says so.
+#[test]
+fn qcow2_declared_backing_format_decides_how_the_backing_file_is_read() {
+    if !have("qemu-img") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("src.raw"), source(1 << 20, 9)).unwrap();
+    run(
+        d,
+        &[
+            "qemu-img",
+            "convert",
+            "-f",
+            "raw",
+            "-O",
+            "qcow2",
+            "src.raw",
+            "inner.qcow2",
+        ],
+    );
+    // The bait: a raw disk of 2 MiB starting with inner.qcow2's bytes.
+    let mut bait = std::fs::read(d.join("inner.qcow2")).unwrap();
+    bait.resize(2 << 20, 0x5a);
+    std::fs::write(d.join("bait.raw"), &bait).unwrap();
+    run(
+        d,
+        &[
+            "qemu-img",
+            "create",
+            "-f",
+            "qcow2",
+            "-b",
+            "bait.raw",
+            "-F",
+            "raw",
+            "top.qcow2",
+            "2M",
+        ],
+    );
+    let img = Qcow2::open(&d.join("top.qcow2")).unwrap();
+    let info = img.info();
+    assert_eq!(info.backing.as_ref().unwrap().format, "raw", "{info:?}");
+    assert!(
+        info.notes
+            .iter()
+            .any(|n| n.contains("format raw, as the header declares")),
+        "{:?}",
+        info.notes
+    );
+    let raw = check_against_qemu(d, "top.qcow2", &img, &[]);
+    assert_eq!(raw, bait);
+
+    // A declared format the content does not match: refused, as QEMU refuses it.
+    run(
+        d,
+        &[
+            "qemu-img",
+            "create",
+            "-f",
+            "qcow2",
+            "-b",
+            "src.raw",
+            "-F",
+            "vmdk",
+            "-u",
+            "wrong.qcow2",
+            "1M",
+        ],
+    );
+    assert!(Qcow2::open(&d.join("wrong.qcow2")).is_err());
+    // A format name we do not read.
+    run(
+        d,
+        &[
+            "qemu-img",
+            "create",
+            "-f",
+            "qcow2",
+            "-b",
+            "src.raw",
+            "-F",
+            "nbd",
+            "-u",
+            "odd.qcow2",
+            "1M",
+        ],
+    );
+    let e = Qcow2::open(&d.join("odd.qcow2")).unwrap_err();
+    assert!(e.to_string().contains("\"nbd\""), "{e}");
+}
+
 #[test]
 fn qcow2_extended_l2_subclusters_over_backing() {
     if !have("qemu-img") || !have("qemu-io") {

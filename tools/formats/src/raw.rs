@@ -79,6 +79,23 @@ fn segment_name(stem: &str, naming: Naming, index: usize) -> Option<String> {
 }
 
 impl Raw {
+    /// Opens `path` as one raw file, whatever its name (a backing file QEMU is told is
+    /// raw is that one file).
+    ///
+    /// # Errors
+    /// The file cannot be opened.
+    pub fn open_single(path: &Path) -> Result<Self, FormatError> {
+        let one = FileReader::open(path).map_err(FormatError::io(path, "open it"))?;
+        let size = one.size();
+        Ok(Self {
+            segments: vec![one],
+            starts: vec![0],
+            size,
+            files: vec![path.to_path_buf()],
+            split: None,
+        })
+    }
+
     /// Opens `path` as a raw image; a name like `disk.001` or `disk.aa` opens the whole
     /// split set it belongs to (starting from its first segment).
     ///
@@ -91,15 +108,7 @@ impl Raw {
             move |source| FormatError::Io { file, what, source }
         };
         let Some((stem, naming)) = split_naming(path) else {
-            let one = FileReader::open(path).map_err(io_err(path, "open it"))?;
-            let size = one.size();
-            return Ok(Self {
-                segments: vec![one],
-                starts: vec![0],
-                size,
-                files: vec![path.to_path_buf()],
-                split: None,
-            });
+            return Self::open_single(path);
         };
         let dir = path.parent().unwrap_or(Path::new("."));
         let mut files = Vec::new();
@@ -119,15 +128,7 @@ impl Raw {
             .any(|f| std::fs::canonicalize(f).is_ok_and(|c| c == given));
         if !in_set {
             // `disk.002` whose `disk.001` is missing, or a name that only looks split.
-            let one = FileReader::open(path).map_err(io_err(path, "open it"))?;
-            let size = one.size();
-            return Ok(Self {
-                segments: vec![one],
-                starts: vec![0],
-                size,
-                files: vec![path.to_path_buf()],
-                split: None,
-            });
+            return Self::open_single(path);
         }
         let mut segments = Vec::with_capacity(files.len());
         let mut starts = Vec::with_capacity(files.len());

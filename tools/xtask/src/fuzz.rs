@@ -48,6 +48,7 @@ pub const TARGETS: &[(&str, usize)] = &[
     ("image_vhd", 64 * 1024),
     ("image_vhdx", 5 * 1024 * 1024),
     ("image_vdi", 64 * 1024),
+    ("volumes", 64 * 1024),
 ];
 
 /// libFuzzer's memory limit per process (also its largest single allocation), MiB.
