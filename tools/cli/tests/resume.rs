@@ -594,3 +594,45 @@ fn resume_refused_for_space_leaves_the_item_sealed() {
     assert_eq!(snapshot(&item), before, "a refused resume changed the item");
     assert_verified_incomplete(&item, &s.public);
 }
+
+/// `--format e01`: an acquisition stopped by Ctrl-C is sealed without an E01 (it would
+/// claim a whole disk), and the resume that completes it writes one that libewf verifies,
+/// with the source's MD5 (forced on by --format e01 and kept in the journal).
+#[test]
+fn an_e01_acquisition_gets_its_e01_when_the_resume_completes_it() {
+    if !have("ewfverify") {
+        return;
+    }
+    let s = setup();
+    let item = s.case.join("disk");
+    let mut child = spawn(&s, "disk", &[SLOW, &["--format", "e01"]].concat());
+    wait_for_journal(&mut child, &item, 2);
+    let o = interrupt(child);
+    let (rc, err) = code(&o);
+    assert_eq!(rc, 3, "{err}");
+    assert!(err.contains("no E01 was written"), "{err}");
+    assert!(!item.join("image.E01").exists());
+
+    let o = acquire(
+        &s.src,
+        &s.case,
+        "disk",
+        &s.sec,
+        &["--resume", "--format", "e01"],
+    );
+    succeeded(&o, "resume with --format e01");
+    let m = manifest(&item);
+    assert_eq!(m["status"], "complete", "{m}");
+    let md5 = m["hashes"]["md5"]
+        .as_str()
+        .expect("MD5 computed for the E01")
+        .to_string();
+    let v = Command::new("ewfverify")
+        .arg("-q")
+        .arg(item.join("image.E01"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&v.stdout);
+    assert!(v.status.success() && text.contains(&md5), "{text}");
+    assert_verified(&item, &s.public);
+}
