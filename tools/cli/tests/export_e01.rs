@@ -25,6 +25,33 @@ fn source() -> Vec<u8> {
     d
 }
 
+/// A case with the test source acquired into item `item` with `extra` flags.
+struct Acquired {
+    t: tempfile::TempDir,
+    public: std::path::PathBuf,
+    case: std::path::PathBuf,
+    src: std::path::PathBuf,
+    data: Vec<u8>,
+}
+
+fn acquired(item: &str, extra: &[&str]) -> Acquired {
+    let t = tempfile::tempdir().unwrap();
+    let (sec, public) = new_key(t.path(), "k");
+    let data = source();
+    let src = t.path().join("src.raw");
+    std::fs::write(&src, &data).unwrap();
+    let case = new_case(t.path(), "case");
+    let (rc, err) = code(&acquire(&src, &case, item, &sec, extra));
+    assert_eq!(rc, 0, "{err}");
+    Acquired {
+        t,
+        public,
+        case,
+        src,
+        data,
+    }
+}
+
 /// `ewfverify` passes and reports the MD5 we stored; `ewfexport` restores `want`.
 fn check_with_libewf(first: &Path, want: &[u8]) {
     let v = ok(Command::new("ewfverify")
@@ -59,14 +86,13 @@ fn an_item_exports_to_an_e01_that_libewf_verifies_with_its_case_metadata() {
     if !have_ewf() {
         return;
     }
-    let t = tempfile::tempdir().unwrap();
-    let (sec, public) = new_key(t.path(), "k");
-    let data = source();
-    let src = t.path().join("src.raw");
-    std::fs::write(&src, &data).unwrap();
-    let case = new_case(t.path(), "case");
-    let (rc, err) = code(&acquire(&src, &case, "disk1", &sec, &["--md5", "--sha1"]));
-    assert_eq!(rc, 0, "{err}");
+    let Acquired {
+        t,
+        public,
+        case,
+        data,
+        ..
+    } = acquired("disk1", &["--md5", "--sha1"]);
     let item = case.join("disk1");
 
     // Small segments: several files.
@@ -129,13 +155,9 @@ fn a_tampered_item_leaves_no_segment() {
     if !have_ewf() {
         return;
     }
-    let t = tempfile::tempdir().unwrap();
-    let (sec, public) = new_key(t.path(), "k");
-    let data = source();
-    let src = t.path().join("src.raw");
-    std::fs::write(&src, &data).unwrap();
-    let case = new_case(t.path(), "case");
-    assert_eq!(code(&acquire(&src, &case, "d", &sec, &[])).0, 0);
+    let Acquired {
+        t, public, case, ..
+    } = acquired("d", &[]);
     let image = case.join("d/image.zst");
     let mut bytes = std::fs::read(&image).unwrap();
     bytes[100] ^= 0x40;
@@ -199,19 +221,16 @@ fn acquire_with_format_e01_puts_a_signed_verified_e01_in_the_item() {
     if !have_ewf() {
         return;
     }
-    let t = tempfile::tempdir().unwrap();
-    let (sec, public) = new_key(t.path(), "k");
-    let data = source();
-    let src = t.path().join("src.raw");
-    std::fs::write(&src, &data).unwrap();
-    let before = sha256_file(&src);
-    let case = new_case(t.path(), "case");
-    let (rc, err) = code(&acquire(&src, &case, "disk", &sec, &["--format", "e01"]));
-    assert_eq!(rc, 0, "{err}");
-    assert_eq!(sha256_file(&src), before, "the source was written to");
+    let a = acquired("disk", &["--format", "e01"]);
+    let (public, case, data) = (&a.public, &a.case, &a.data);
+    assert_eq!(
+        sha256_file(&a.src),
+        sha256(data),
+        "the source was written to"
+    );
     let item = case.join("disk");
     let first = item.join("image.E01");
-    check_with_libewf(&first, &data);
+    check_with_libewf(&first, data);
     let info = ok(Command::new("ewfinfo").arg(&first));
     for want in ["T-1", "Tess Tester", "disk"] {
         assert!(info.contains(want), "ewfinfo lacks {want:?}: {info}");
@@ -226,13 +245,13 @@ fn acquire_with_format_e01_puts_a_signed_verified_e01_in_the_item() {
         .map(|o| o["name"].as_str().unwrap())
         .collect();
     assert!(listed.contains(&"image.E01"), "{listed:?}");
-    assert_eq!(m["hashes"]["md5"], hex_md5(&data));
-    let (rc, v) = common::verify_json(&item, &public);
+    assert_eq!(m["hashes"]["md5"], hex_md5(data));
+    let (rc, v) = common::verify_json(&item, public);
     assert_eq!(rc, 0, "{v}");
     let mut bytes = std::fs::read(&first).unwrap();
     let last = bytes.len() - 200;
     bytes[last] ^= 1;
     std::fs::write(&first, &bytes).unwrap();
-    let (rc, v) = common::verify_json(&item, &public);
+    let (rc, v) = common::verify_json(&item, public);
     assert_eq!(rc, 1, "a changed E01 must fail verification: {v}");
 }

@@ -1234,15 +1234,7 @@ fn read_header(seg: &Segment, s: &Section, utf16: bool) -> Result<String, Format
             )
         })?;
     if utf16 {
-        let units: Vec<u16> = text
-            .chunks_exact(2)
-            .map(|p| {
-                u16::from_le_bytes([
-                    p.first().copied().unwrap_or(0),
-                    p.get(1).copied().unwrap_or(0),
-                ])
-            })
-            .collect();
+        let units: Vec<u16> = crate::bytes::utf16le_units(&text).collect();
         let s = String::from_utf16_lossy(&units);
         Ok(s.trim_start_matches('\u{feff}').to_string())
     } else {

@@ -15,15 +15,14 @@ const SOURCE_BYTES: usize = (4 << 20) + 12800;
 
 /// Runs a command in `dir`, failing the test on error.
 fn run(dir: &Path, args: &[&str]) {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
+    crate::test_support::run(Command::new(args[0]).args(&args[1..]).current_dir(dir));
+}
+
+/// `qemu-img convert -f raw -O qcow2 FROM TO` in `dir`.
+fn to_qcow2(dir: &Path, from: &str, to: &str) {
+    run(
+        dir,
+        &["qemu-img", "convert", "-f", "raw", "-O", "qcow2", from, to],
     );
 }
 
@@ -189,19 +188,7 @@ fn qcow2_backing_chain_matches_qemu() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(d.join("src.raw"), source(SOURCE_BYTES, 7)).unwrap();
-    run(
-        d,
-        &[
-            "qemu-img",
-            "convert",
-            "-f",
-            "raw",
-            "-O",
-            "qcow2",
-            "src.raw",
-            "base.qcow2",
-        ],
-    );
+    to_qcow2(d, "src.raw", "base.qcow2");
     // Larger than its backing file: the rest reads as zeros.
     run(
         d,
@@ -251,19 +238,7 @@ fn qcow2_declared_backing_format_decides_how_the_backing_file_is_read() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(d.join("src.raw"), source(1 << 20, 9)).unwrap();
-    run(
-        d,
-        &[
-            "qemu-img",
-            "convert",
-            "-f",
-            "raw",
-            "-O",
-            "qcow2",
-            "src.raw",
-            "inner.qcow2",
-        ],
-    );
+    to_qcow2(d, "src.raw", "inner.qcow2");
     // The bait: a raw disk of 2 MiB starting with inner.qcow2's bytes.
     let mut bait = std::fs::read(d.join("inner.qcow2")).unwrap();
     bait.resize(2 << 20, 0x5a);
@@ -296,41 +271,16 @@ fn qcow2_declared_backing_format_decides_how_the_backing_file_is_read() {
     let raw = check_against_qemu(d, "top.qcow2", &img, &[]);
     assert_eq!(raw, bait);
 
-    // A declared format the content does not match: refused, as QEMU refuses it.
-    run(
-        d,
-        &[
-            "qemu-img",
-            "create",
-            "-f",
-            "qcow2",
-            "-b",
-            "src.raw",
-            "-F",
-            "vmdk",
-            "-u",
-            "wrong.qcow2",
-            "1M",
-        ],
-    );
+    // A declared format the content does not match (refused, as QEMU refuses it), and a
+    // format name we do not read.
+    for (format, name) in [("vmdk", "wrong.qcow2"), ("nbd", "odd.qcow2")] {
+        let args = ["-b", "src.raw", "-F", format, "-u", name, "1M"];
+        run(
+            d,
+            &[&["qemu-img", "create", "-f", "qcow2"][..], &args].concat(),
+        );
+    }
     assert!(Qcow2::open(&d.join("wrong.qcow2")).is_err());
-    // A format name we do not read.
-    run(
-        d,
-        &[
-            "qemu-img",
-            "create",
-            "-f",
-            "qcow2",
-            "-b",
-            "src.raw",
-            "-F",
-            "nbd",
-            "-u",
-            "odd.qcow2",
-            "1M",
-        ],
-    );
     let e = Qcow2::open(&d.join("odd.qcow2")).unwrap_err();
     assert!(e.to_string().contains("\"nbd\""), "{e}");
 }
@@ -343,19 +293,7 @@ fn qcow2_extended_l2_subclusters_over_backing() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(d.join("src.raw"), source(SOURCE_BYTES, 9)).unwrap();
-    run(
-        d,
-        &[
-            "qemu-img",
-            "convert",
-            "-f",
-            "raw",
-            "-O",
-            "qcow2",
-            "src.raw",
-            "base.qcow2",
-        ],
-    );
+    to_qcow2(d, "src.raw", "base.qcow2");
     run(
         d,
         &[
@@ -391,19 +329,7 @@ fn qcow2_internal_snapshot() {
     let d = dir.path();
     let src = source(SOURCE_BYTES, 11);
     std::fs::write(d.join("src.raw"), &src).unwrap();
-    run(
-        d,
-        &[
-            "qemu-img",
-            "convert",
-            "-f",
-            "raw",
-            "-O",
-            "qcow2",
-            "src.raw",
-            "img.qcow2",
-        ],
-    );
+    to_qcow2(d, "src.raw", "img.qcow2");
     run(d, &["qemu-img", "snapshot", "-c", "snap1", "img.qcow2"]);
     run(
         d,

@@ -31,14 +31,15 @@ pub(crate) fn have_with(tool: &str, arg: &str) -> bool {
     ok
 }
 
-/// Runs `cmd`, failing the test (with its stderr) unless it succeeds.
-pub(crate) fn run(cmd: &mut Command) {
+/// Runs `cmd`, failing the test (with its stderr) unless it succeeds; returns its stdout.
+pub(crate) fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
         "{cmd:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Runs `cmd args…` (see [`run`]).

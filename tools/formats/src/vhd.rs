@@ -314,14 +314,10 @@ fn utf16(bytes: &[u8], big_endian: bool) -> Option<String> {
     let units: Vec<u16> = bytes
         .chunks_exact(2)
         .map(|c| {
-            let pair = [
-                c.first().copied().unwrap_or(0),
-                c.get(1).copied().unwrap_or(0),
-            ];
             if big_endian {
-                u16::from_be_bytes(pair)
+                crate::bytes::be_u16(c, 0)
             } else {
-                u16::from_le_bytes(pair)
+                crate::bytes::le_u16(c, 0)
             }
         })
         .take_while(|&u| u != 0)

@@ -194,16 +194,7 @@ fn guid_at(b: &[u8], at: usize) -> [u8; 16] {
 
 /// A GUID in its registry form, `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (lowercase).
 fn guid_string(g: &[u8; 16]) -> String {
-    let d1 = u32_at(g, 0);
-    let d2 = u16_at(g, 4);
-    let d3 = u16_at(g, 6);
-    let tail = g.get(8..).unwrap_or(&[]);
-    let (a, b) = tail.split_at(tail.len().min(2));
-    format!(
-        "{d1:08x}-{d2:04x}-{d3:04x}-{}-{}",
-        hex::encode(a),
-        hex::encode(b)
-    )
+    crate::bytes::guid_text(g)
 }
 
 fn usize_of(v: u64) -> usize {
@@ -834,16 +825,7 @@ struct Metadata {
 
 /// Decodes UTF-16LE (lossily: evidence may hold unpaired surrogates).
 fn utf16le(b: &[u8]) -> String {
-    let units: Vec<u16> = b
-        .chunks_exact(2)
-        .map(|c| {
-            u16::from_le_bytes([
-                c.first().copied().unwrap_or(0),
-                c.get(1).copied().unwrap_or(0),
-            ])
-        })
-        .collect();
-    String::from_utf16_lossy(&units)
+    String::from_utf16_lossy(&crate::bytes::utf16le_units(b).collect::<Vec<_>>())
 }
 
 fn read_metadata(src: &Source, region: Region) -> Result<Metadata, FormatError> {

@@ -414,14 +414,7 @@ fn add_slots(
 
 /// The name field: UTF-16LE up to the first NUL.
 fn utf16_name(b: &[u8]) -> String {
-    let units: Vec<u16> = b
-        .chunks_exact(2)
-        .map(|c| {
-            u16::from_le_bytes([
-                c.first().copied().unwrap_or(0),
-                c.get(1).copied().unwrap_or(0),
-            ])
-        })
+    let units: Vec<u16> = crate::bytes::utf16le_units(b)
         .take_while(|&u| u != 0)
         .collect();
     String::from_utf16_lossy(&units)
@@ -429,11 +422,7 @@ fn utf16_name(b: &[u8]) -> String {
 
 /// A GUID in its text form (the first three fields little-endian), upper case as sgdisk.
 pub(crate) fn guid(b: &[u8]) -> String {
-    let g = |i: usize| b.get(i).copied().unwrap_or(0);
-    format!(
-        "{:02X}{:02X}{:02X}{:02X}-{:02X}{:02X}-{:02X}{:02X}-{:02X}{:02X}-{:02X}{:02X}{:02X}{:02X}{:02X}{:02X}",
-        g(3), g(2), g(1), g(0), g(5), g(4), g(7), g(6), g(8), g(9), g(10), g(11), g(12), g(13), g(14), g(15)
-    )
+    crate::bytes::guid_text(b).to_ascii_uppercase()
 }
 
 /// The common name of a partition type GUID.

@@ -75,17 +75,24 @@ impl Drop for Vg {
 /// Runs an lvm command with activation off; returns stdout.
 fn lvm(args: &[&str]) -> String {
     let (cmd, rest) = args.split_first().unwrap();
-    let out = Command::new(cmd)
-        .args(["--config", NO_DM])
-        .args(rest)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    crate::test_support::run(Command::new(cmd).args(["--config", NO_DM]).args(rest))
+}
+
+/// `lvs`/`pvs` with `fields` of `targets`, one `;`-separated line each, sizes in bytes.
+fn lvm_report(cmd: &str, fields: &str, targets: &[&str]) -> String {
+    let mut args = vec![
+        cmd,
+        "--noheadings",
+        "--units",
+        "b",
+        "--nosuffix",
+        "--separator",
+        ";",
+        "-o",
+        fields,
+    ];
+    args.extend_from_slice(targets);
+    lvm(&args)
 }
 
 /// One segment as `lvs` reports it: LV, first LV extent, extents, stripe size in bytes,
@@ -100,18 +107,11 @@ struct ToolSeg {
 }
 
 fn tool_segments(vg: &str) -> Vec<ToolSeg> {
-    let out = lvm(&[
+    let out = lvm_report(
         "lvs",
-        "--noheadings",
-        "--units",
-        "b",
-        "--nosuffix",
-        "--separator",
-        ";",
-        "-o",
         "lv_name,seg_start_pe,seg_size_pe,stripe_size,seg_pe_ranges",
-        vg,
-    ]);
+        &[vg],
+    );
     out.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
@@ -220,21 +220,7 @@ fn build(tag: &str) -> Option<Built> {
     lvm(&["lvextend", "-L", "5m", &format!("{vg}/two"), &devs[0]]);
     let segs = tool_segments(&vg);
     let mut pv_base = BTreeMap::new();
-    for line in lvm(&[
-        "pvs",
-        "--noheadings",
-        "--units",
-        "b",
-        "--nosuffix",
-        "--separator",
-        ";",
-        "-o",
-        "pv_name,pe_start",
-        &devs[0],
-        &devs[1],
-    ])
-    .lines()
-    {
+    for line in lvm_report("pvs", "pv_name,pe_start", &[&devs[0], &devs[1]]).lines() {
         let f: Vec<&str> = line.trim().split(';').collect();
         let i = devs.iter().position(|d| d == f[0]).unwrap();
         pv_base.insert(f[0].to_string(), starts[i] + f[1].parse::<u64>().unwrap());
