@@ -55,6 +55,11 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("ewfacquire", "ewf-tools"),
     ("ewfverify", "ewf-tools"),
     ("ewfexport", "ewf-tools"),
+    // The volume-system tests: partition tables made by sfdisk, checked against TSK's
+    // mmls; LVM2 made by lvm2's own tools (activation off: no device-mapper needed).
+    ("sfdisk", "fdisk"),
+    ("mmls", "sleuthkit"),
+    ("pvcreate", "lvm2"),
 ];
 
 /// Volatility 3, from PyPI into a venv under target/ (Debian's pip refuses system
