@@ -57,7 +57,10 @@ pub(crate) fn utf16le_units(b: &[u8]) -> impl Iterator<Item = u16> + '_ {
 pub(crate) fn guid_text(b: &[u8]) -> String {
     let g = |i: usize| b.get(i).copied().unwrap_or(0);
     let mut out = String::with_capacity(36);
-    for (k, i) in [3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15].into_iter().enumerate() {
+    for (k, i) in [3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15]
+        .into_iter()
+        .enumerate()
+    {
         if matches!(k, 4 | 6 | 8 | 10) {
             out.push('-');
         }
