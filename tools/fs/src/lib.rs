@@ -129,6 +129,8 @@ pub struct Metadata {
     /// NTFS `$FILE_NAME` times, reported beside the others: a disagreement is how
     /// timestomping shows.
     pub name_times: Option<Times>,
+    /// TSK's address of the `$FILE_NAME` attribute those times come from (`64-48-3`).
+    pub name_address: Option<String>,
     /// Named streams (NTFS ADS).
     pub streams: Vec<Stream>,
     /// Anything else an examiner should know (flags, oddities, what could not be read).

@@ -266,7 +266,8 @@ pub fn bodyfile_lines(prefix: &str, f: &Found) -> String {
             }
             if let Some(t) = &m.name_times {
                 let name = format!("{base} ($FILE_NAME){deleted}");
-                line(&mut out, &name, &m.address, &mode, Some(m), m.size, t);
+                let address = m.name_address.as_deref().unwrap_or(&m.address);
+                line(&mut out, &name, address, &mode, Some(m), m.size, t);
             }
         }
     }
@@ -329,6 +330,7 @@ mod tests {
             allocated: true,
             times: Times::default(),
             name_times: None,
+            name_address: None,
             streams: Vec::new(),
             notes: Vec::new(),
         };
