@@ -10,6 +10,7 @@ mod cmd_case;
 mod cmd_collect;
 mod cmd_export;
 mod cmd_export_e01;
+mod cmd_fs;
 mod cmd_image;
 mod cmd_key;
 mod cmd_symbols;
@@ -63,6 +64,15 @@ enum Command {
     Image(cmd_image::ImageCommand),
     /// Partition table (MBR, GPT) and LVM volume groups of an image, like mmls.
     Volumes(cmd_volumes::VolumesArgs),
+    /// List a directory of an image's file system like fls (deleted entries marked `*`).
+    Ls(cmd_fs::LsArgs),
+    /// A TSK 3.x bodyfile of every file system of an image (deleted entries included).
+    Bodyfile(cmd_fs::BodyfileArgs),
+    /// A file's content (by path or inode) to stdout or a new file, with its SHA-256.
+    Cat(cmd_fs::CatArgs),
+    /// Copy files or directories out of an image into a directory, safely, with a
+    /// sidecar JSON of their metadata and hashes.
+    Extract(cmd_fs::ExtractArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -88,6 +98,10 @@ fn main() -> std::process::ExitCode {
         Command::Export(c) => cmd_export::run(c),
         Command::Image(c) => cmd_image::run(c),
         Command::Volumes(a) => cmd_volumes::run(&a),
+        Command::Ls(a) => cmd_fs::ls(&a),
+        Command::Bodyfile(a) => cmd_fs::bodyfile(&a),
+        Command::Cat(a) => cmd_fs::cat(&a),
+        Command::Extract(a) => cmd_fs::extract(&a),
     };
     match result {
         Ok(code) => code.into(),

@@ -17,6 +17,7 @@ pub mod error;
 pub mod exfat;
 pub mod ext4;
 pub mod fat;
+pub mod locate;
 pub mod ntfs;
 pub mod walk;
 
@@ -49,6 +50,9 @@ pub enum FileKind {
     Socket,
     /// Not known (a deleted entry whose inode says nothing, a type code we do not know).
     Unknown,
+    /// A file the reader makes up to show something that has no entry of its own (TSK's
+    /// `$OrphanFiles` directory).
+    Virtual,
 }
 
 impl FileKind {
@@ -64,6 +68,7 @@ impl FileKind {
             Self::Fifo => 'p',
             Self::Socket => 's',
             Self::Unknown => '-',
+            Self::Virtual => 'V',
         }
     }
 }
@@ -111,8 +116,8 @@ pub struct Metadata {
     pub address: String,
     /// Its kind.
     pub kind: FileKind,
-    /// Permission bits (`0o7777`); for file systems without them, what TSK shows
-    /// (0o777 for NTFS and FAT, with the write bits cleared for FAT's read-only files).
+    /// Permission bits (`0o7777`); for file systems without them, what TSK shows (NTFS and
+    /// FAT: read bits unless read-only, write bits unless hidden, execute bits always).
     pub mode: u32,
     /// Owner.
     pub uid: u32,
@@ -131,6 +136,11 @@ pub struct Metadata {
     pub name_times: Option<Times>,
     /// TSK's address of the `$FILE_NAME` attribute those times come from (`64-48-3`).
     pub name_address: Option<String>,
+    /// The size TSK shows on the `$FILE_NAME` line: that attribute's length.
+    pub name_size: Option<u64>,
+    /// Whether the file has a default (unnamed) data stream. NTFS system files such as
+    /// `$Secure` have only named ones; the bodyfile then lists only those, as TSK does.
+    pub default_data: bool,
     /// Named streams (NTFS ADS).
     pub streams: Vec<Stream>,
     /// Anything else an examiner should know (flags, oddities, what could not be read).
@@ -208,6 +218,19 @@ pub trait FileSystem: Send + Sync {
     /// The inode tables cannot be read.
     fn orphans(&self) -> Result<Vec<Inode>, FsError> {
         Ok(Vec::new())
+    }
+
+    /// The number TSK gives its virtual `$OrphanFiles` directory, where it lists one (ext:
+    /// the inode count + 1): the bodyfile then has its line.
+    fn orphan_dir_inode(&self) -> Option<Inode> {
+        None
+    }
+
+    /// The name TSK gives orphan `inode` under `$OrphanFiles`, when it is not
+    /// `OrphanFile-N` (FAT: the short name of its directory entry).
+    fn orphan_name(&self, inode: Inode) -> Option<Vec<u8>> {
+        let _ = inode;
+        None
     }
 }
 

@@ -49,6 +49,10 @@ pub const TARGETS: &[(&str, usize)] = &[
     ("image_vhdx", 5 * 1024 * 1024),
     ("image_vdi", 64 * 1024),
     ("volumes", 64 * 1024),
+    ("fs_ext4", 64 * 1024),
+    ("fs_ntfs", 64 * 1024),
+    ("fs_fat", 64 * 1024),
+    ("fs_exfat", 64 * 1024),
 ];
 
 /// libFuzzer's memory limit per process (also its largest single allocation), MiB.

@@ -1,0 +1,80 @@
+//! `vestige_fs::ntfs::Ntfs` over arbitrary bytes (the input is the volume).
+//!
+//! Invariants: opening never panics and fails only with an error that names what; an
+//! opened file system walks from the root (bounded: the walk's caps, the MFT scan capped by
+//! the volume's size) without panicking; every file's metadata, default data and named
+//! streams can be asked for and read in part, giving errors or bytes, never a panic or
+//! hang; a read returns at most what was asked and nothing past the value's size.
+//!
+//! Seeds (`fuzz/seeds/fs_ntfs/`): `seed-c512.ntfs` and `seed-c4096.ntfs` are mkntfs images
+//! (8 MiB, `-c 512`/`-c 4096 -s 512 -L SEED`, `small.txt` and `unicodé.txt` copied in with
+//! ntfscp) compacted to the boot sector and MFT entries 0–15, 64 and 65 (placed in slots
+//! 16–17, entry 0's `$DATA` rewritten to one run at cluster 1); the volume claims 64 KiB
+//! but ends after the MFT. `boot-only.ntfs` is the boot sector alone.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use vestige_fs::ntfs::Ntfs;
+use vestige_fs::{walk, FileSystem, FsError, ReadAt};
+
+/// Bytes read of each file and stream.
+const READ_BYTES: usize = 8 * 1024;
+/// Files read per input (keeps each run short).
+const FILES_READ: usize = 64;
+
+fuzz_target!(|data: &[u8]| {
+    let vol = data;
+    match Ntfs::open(&vol, "fuzz") {
+        Ok(fs) => check(&fs),
+        Err(e) => check_error(&e),
+    }
+});
+
+fn check_error(e: &FsError) {
+    assert!(!e.to_string().is_empty());
+    if let FsError::Invalid { field, .. } = e {
+        assert!(!field.is_empty());
+    }
+}
+
+fn check(fs: &Ntfs<'_>) {
+    let info = fs.info();
+    assert_eq!(info.kind, "ntfs");
+    let mut read = 0usize;
+    let _ = walk::walk(fs, |f| {
+        let _ = walk::bodyfile_lines("/", f);
+        let Ok(m) = &f.metadata else { return };
+        if read >= FILES_READ {
+            return;
+        }
+        read += 1;
+        let mut streams: Vec<Option<String>> = vec![None];
+        streams.extend(m.streams.iter().map(|s| Some(s.name.clone())));
+        for s in streams {
+            match fs.open(m.inode, s.as_deref()) {
+                Ok(r) => read_some(&*r),
+                Err(e) => check_error(&e),
+            }
+        }
+        if let Err(e) = fs.read_link(m.inode) {
+            check_error(&e);
+        }
+    });
+}
+
+fn read_some(r: &dyn ReadAt) {
+    let size = r.size();
+    for off in [0, size / 2, size.saturating_sub(100), size, u64::MAX - 10] {
+        let mut buf = vec![0u8; READ_BYTES];
+        match r.read_at(&mut buf, off) {
+            Ok(n) => {
+                assert!(n <= READ_BYTES);
+                assert!(
+                    n as u64 <= size.saturating_sub(off),
+                    "read {n} at {off} of {size}"
+                );
+            }
+            Err(e) => assert!(!e.to_string().is_empty()),
+        }
+    }
+}

@@ -1,0 +1,371 @@
+//! `vestige ls`, `bodyfile`, `cat` and `extract`: the file systems of any image, read
+//! straight from the evidence (never mounted), deleted entries included.
+//!
+//! Names come from the evidence: they are printed escaped (`walk::escape_name`), never
+//! used as paths except through `SafeOutDir`, which cannot be led out of `--out` or
+//! through a symlink.
+
+use crate::exit::Exit;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use sha2::Digest;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use vestige_evidence::outdir::SafeOutDir;
+use vestige_fs::locate::{open_fs, volumes, Volume};
+use vestige_fs::walk::{self, escape_name, Found};
+use vestige_fs::{FileKind, FileSystem, Inode, ReadAt};
+
+/// The image and which of its volumes.
+#[derive(Debug, Args)]
+pub struct Target {
+    /// The image (any format Vestige reads: raw, E01, qcow2, VMDK, VHD(X), VDI, an item).
+    pub image: PathBuf,
+    /// The volume: its row in `vestige volumes` (`002`), `VG/LV`, or `disk`. Needed
+    /// when the image holds more than one file system.
+    #[arg(long)]
+    pub volume: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// The directory (default: the root), a path or an inode number.
+    pub path: Option<String>,
+    /// Recurse into subdirectories.
+    #[arg(short, long)]
+    pub recursive: bool,
+    /// Only deleted entries.
+    #[arg(long)]
+    pub deleted: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BodyfileArgs {
+    /// The image.
+    pub image: PathBuf,
+    /// Only this volume (default: every volume with a file system).
+    #[arg(long)]
+    pub volume: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CatArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// The file: a path or an inode number.
+    pub file: String,
+    /// A named stream (NTFS alternate data stream).
+    #[arg(long)]
+    pub stream: Option<String>,
+    /// Write to this new file instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExtractArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Files or directories (paths from the root, or inode numbers).
+    #[arg(required = true)]
+    pub paths: Vec<String>,
+    /// The output directory (created if missing; nothing in it is overwritten).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Opens the image and calls `f` with each chosen volume's file system.
+fn with_file_systems(
+    image: &Path,
+    volume: Option<&str>,
+    all: bool,
+    mut f: impl FnMut(&Volume<'_>, &dyn FileSystem, usize) -> Result<()>,
+) -> Result<()> {
+    let disk = vestige_formats::open(image)?;
+    let (_, vols) = volumes(&*disk, image)?;
+    let mut chosen = Vec::new();
+    let mut refused = Vec::new();
+    for v in &vols {
+        if volume.is_some_and(|want| want != v.id) {
+            continue;
+        }
+        let name = format!("{} {}", image.display(), v.description);
+        match open_fs(&*v.reader, &name) {
+            Ok(fs) => chosen.push((v, fs)),
+            Err(e) => refused.push(format!("{}: {e}", v.id)),
+        }
+    }
+    if chosen.is_empty() {
+        match volume {
+            Some(want) if !vols.iter().any(|v| v.id == want) => bail!(
+                "{}: no volume {want:?}; volumes: {}",
+                image.display(),
+                vols.iter()
+                    .map(|v| v.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            _ => bail!(
+                "{}: no file system found ({})",
+                image.display(),
+                refused.join("; ")
+            ),
+        }
+    }
+    if chosen.len() > 1 && !all {
+        bail!(
+            "{}: {} file systems; choose one with --volume ({})",
+            image.display(),
+            chosen.len(),
+            chosen
+                .iter()
+                .map(|(v, fs)| format!("{} = {}", v.id, fs.info().kind))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let n = chosen.len();
+    for (v, fs) in &chosen {
+        f(v, &**fs, n)?;
+    }
+    Ok(())
+}
+
+/// A path from the root, or an inode number.
+fn resolve(fs: &dyn FileSystem, what: &str) -> Result<Inode> {
+    if let Ok(n) = what.parse::<Inode>() {
+        return Ok(n);
+    }
+    Ok(walk::lookup(fs, what.as_bytes())?)
+}
+
+/// One line as `fls` prints it: `r/r * 12:\tname` (the `*` for deleted entries).
+fn fls_line(f: &Found) -> String {
+    let m = f.metadata.as_ref().ok();
+    let mode = walk::mode_string(f.entry.kind, m);
+    let types = mode.get(..3).unwrap_or("-/-");
+    let deleted = f.entry.deleted;
+    let address = m.map_or_else(|| f.entry.inode.to_string(), |m| m.address.clone());
+    format!(
+        "{types} {}{address}:\t{}",
+        if deleted { "* " } else { "" },
+        escape_name(f.path.strip_prefix(b"/").unwrap_or(&f.path))
+    )
+}
+
+pub fn ls(a: &LsArgs) -> Result<Exit> {
+    with_file_systems(
+        &a.target.image,
+        a.target.volume.as_deref(),
+        false,
+        |_, fs, _| {
+            let dir = resolve(fs, a.path.as_deref().unwrap_or("/"))?;
+            let mut out = std::io::stdout().lock();
+            let show = |f: &Found, out: &mut std::io::StdoutLock<'_>| -> Result<()> {
+                if !a.deleted || f.entry.deleted {
+                    writeln!(out, "{}", fls_line(f))?;
+                }
+                Ok(())
+            };
+            if a.recursive {
+                let mut result = Ok(());
+                let problems = walk::walk_from(fs, dir, false, |f| {
+                    if result.is_ok() {
+                        result = show(f, &mut out);
+                    }
+                });
+                result?;
+                for p in problems {
+                    eprintln!("problem: {}: {}", escape_name(&p.path), p.what);
+                }
+            } else {
+                for entry in fs.read_dir(dir)? {
+                    let mut path = b"/".to_vec();
+                    path.extend_from_slice(&entry.name);
+                    show(&Found::read(fs, path, entry), &mut out)?;
+                }
+            }
+            Ok(())
+        },
+    )?;
+    Ok(Exit::Ok)
+}
+
+pub fn bodyfile(a: &BodyfileArgs) -> Result<Exit> {
+    let mut problems = 0usize;
+    with_file_systems(&a.image, a.volume.as_deref(), true, |v, fs, n| {
+        // One file system: `/` as fls -m / writes it; several: each under its volume.
+        let prefix = if n == 1 {
+            "/".to_string()
+        } else {
+            format!("/{}/", v.id)
+        };
+        let mut out = std::io::stdout().lock();
+        let mut result = Ok(());
+        let found = walk::walk(fs, |f| {
+            if result.is_ok() {
+                result = out.write_all(walk::bodyfile_lines(&prefix, f).as_bytes());
+            }
+        });
+        result?;
+        for p in found {
+            problems += 1;
+            eprintln!("problem: {} {}: {}", v.id, escape_name(&p.path), p.what);
+        }
+        Ok(())
+    })?;
+    Ok(if problems == 0 {
+        Exit::Ok
+    } else {
+        Exit::Incomplete
+    })
+}
+
+/// Copies `reader` to `out`, returning its size and SHA-256.
+fn copy_hashed(reader: &dyn ReadAt, out: &mut dyn Write) -> Result<(u64, String)> {
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = 0u64;
+    loop {
+        let n = reader.read_at(&mut buf, at)?;
+        if n == 0 {
+            break;
+        }
+        let chunk = buf.get(..n).unwrap_or_default();
+        h.update(chunk);
+        out.write_all(chunk)?;
+        at += n as u64;
+    }
+    Ok((at, hex::encode(h.finalize())))
+}
+
+pub fn cat(a: &CatArgs) -> Result<Exit> {
+    with_file_systems(
+        &a.target.image,
+        a.target.volume.as_deref(),
+        false,
+        |_, fs, _| {
+            let inode = resolve(fs, &a.file)?;
+            let reader = fs.open(inode, a.stream.as_deref())?;
+            let (bytes, sha256) = match &a.out {
+                Some(path) => {
+                    let mut f = std::fs::File::create_new(path).with_context(|| {
+                        format!("creating {} (it must not exist)", path.display())
+                    })?;
+                    let r = copy_hashed(&*reader, &mut f)?;
+                    f.sync_all()?;
+                    r
+                }
+                None => copy_hashed(&*reader, &mut std::io::stdout().lock())?,
+            };
+            eprintln!(
+                "{}",
+                serde_json::json!({"inode": inode, "bytes": bytes, "sha256": sha256})
+            );
+            Ok(())
+        },
+    )?;
+    Ok(Exit::Ok)
+}
+
+pub fn extract(a: &ExtractArgs) -> Result<Exit> {
+    let out = SafeOutDir::open_or_create(&a.out)?;
+    let mut records = Vec::new();
+    let mut problems = Vec::new();
+    with_file_systems(
+        &a.target.image,
+        a.target.volume.as_deref(),
+        false,
+        |_, fs, _| {
+            for want in &a.paths {
+                let inode = resolve(fs, want)?;
+                let base: Vec<u8> = if want.parse::<Inode>().is_ok() {
+                    format!("inode-{inode}").into_bytes()
+                } else {
+                    want.trim_matches('/').as_bytes().to_vec()
+                };
+                let meta = fs.metadata(inode)?;
+                if meta.kind == FileKind::Directory {
+                    walk::walk_from(fs, inode, true, |f| {
+                        let mut path = base.clone();
+                        path.extend_from_slice(&f.path);
+                        extract_one(fs, &out, &path, f, &mut records, &mut problems);
+                    });
+                } else {
+                    let f = Found {
+                        path: base.clone(),
+                        entry: vestige_fs::DirEntry {
+                            name: base.clone(),
+                            inode,
+                            kind: meta.kind,
+                            deleted: !meta.allocated,
+                        },
+                        metadata: Ok(meta),
+                        link: None,
+                    };
+                    extract_one(fs, &out, &base, &f, &mut records, &mut problems);
+                }
+            }
+            Ok(())
+        },
+    )?;
+    let sidecar = out.create_file(&["extracted.json"])?;
+    serde_json::to_writer_pretty(sidecar.file, &records)?;
+    for p in &problems {
+        eprintln!("problem: {p}");
+    }
+    println!(
+        "{}",
+        serde_json::json!({"out": a.out.display().to_string(), "files": records.len(), "problems": problems.len(), "sidecar": "extracted.json"})
+    );
+    Ok(if problems.is_empty() {
+        Exit::Ok
+    } else {
+        Exit::Incomplete
+    })
+}
+
+/// Writes one regular file under `out` (each path component made safe) and records it.
+fn extract_one(
+    fs: &dyn FileSystem,
+    out: &SafeOutDir,
+    path: &[u8],
+    f: &Found,
+    records: &mut Vec<serde_json::Value>,
+    problems: &mut Vec<String>,
+) {
+    let Ok(meta) = &f.metadata else {
+        return;
+    };
+    if meta.kind != FileKind::Regular {
+        return;
+    }
+    let shown = path.strip_prefix(b"/").unwrap_or(path);
+    let components: Vec<&[u8]> = path
+        .split(|&b| b == b'/')
+        .filter(|c| !c.is_empty())
+        .collect();
+    let result = (|| -> Result<(String, u64, String)> {
+        let reader = fs.open(f.entry.inode, None)?;
+        let mut created = out.create_file(&components)?;
+        let (bytes, sha) = copy_hashed(&*reader, &mut created.file)?;
+        created.file.sync_all()?;
+        Ok((created.relative_path, bytes, sha))
+    })();
+    match result {
+        Ok((relative_path, bytes, sha256)) => records.push(serde_json::json!({
+            "path": escape_name(shown),
+            "path_hex": hex::encode(shown),
+            "extracted_as": relative_path,
+            "inode": f.entry.inode,
+            "address": meta.address,
+            "deleted": f.entry.deleted || !meta.allocated,
+            "bytes": bytes,
+            "sha256": sha256,
+            "metadata": meta,
+        })),
+        Err(e) => problems.push(format!("{}: {e:#}", escape_name(shown))),
+    }
+}
