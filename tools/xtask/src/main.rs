@@ -60,6 +60,10 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("sfdisk", "fdisk"),
     ("mmls", "sleuthkit"),
     ("pvcreate", "lvm2"),
+    // The NTFS tests: mkntfs, and ntfs-3g (FUSE) to fill an image with streams, sparse
+    // and compressed files as Windows would.
+    ("mkntfs", "ntfs-3g"),
+    ("ntfs-3g", "ntfs-3g"),
 ];
 
 /// Volatility 3, from PyPI into a venv under target/ (Debian's pip refuses system
