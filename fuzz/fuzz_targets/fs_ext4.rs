@@ -16,70 +16,14 @@
 
 use libfuzzer_sys::fuzz_target;
 use vestige_fs::ext4::{probe, Ext4};
-use vestige_fs::{walk, FileSystem, FsError, ReadAt};
-
-/// Bytes read of each file, at its start and at its end.
-const READ_BYTES: usize = 64 * 1024;
+use vestige_fs::fuzz_support::{check_error, exercise, Reads};
+use vestige_fs::ReadAt;
 
 fuzz_target!(|data: &[u8]| {
     let vol: &dyn ReadAt = &data;
     let _ = probe(vol);
     match Ext4::open(vol, "fuzz") {
-        Ok(fs) => check(&fs),
+        Ok(fs) => exercise(&fs, "ext", Reads::Exact),
         Err(e) => check_error(&e),
     }
 });
-
-fn check_error(e: &FsError) {
-    assert!(!e.to_string().is_empty());
-    if let FsError::Invalid { field, .. } = e {
-        assert!(!field.is_empty());
-    }
-}
-
-fn read_exactly(r: &dyn ReadAt, buf: &mut [u8], at: u64) {
-    let size = r.size();
-    let want = usize::try_from(size.saturating_sub(at)).map_or(buf.len(), |n| n.min(buf.len()));
-    match r.read_at(buf, at) {
-        Ok(n) => {
-            assert_eq!(n, want, "read at {at} of {size}");
-            let first = buf[..n].to_vec();
-            let again = r.read_at(buf, at).expect("a read that worked works again");
-            assert_eq!(again, n);
-            assert_eq!(first, buf[..n]);
-        }
-        Err(e) => assert!(!e.to_string().is_empty()),
-    }
-}
-
-fn check(fs: &Ext4<'_>) {
-    let info = fs.info();
-    assert!(info.kind.starts_with("ext"));
-    let mut buf = vec![0u8; READ_BYTES];
-    let problems = walk::walk(fs, |f| {
-        if let Ok(m) = &f.metadata {
-            assert_eq!(m.inode, f.entry.inode);
-            assert!(m.mode <= 0o7777);
-        }
-        match fs.open(f.entry.inode, None) {
-            Ok(r) => {
-                let size = r.size();
-                read_exactly(&*r, &mut buf, 0);
-                read_exactly(
-                    &*r,
-                    &mut buf,
-                    size.saturating_sub(READ_BYTES as u64 / 2 + 3),
-                );
-                assert!(matches!(r.read_at(&mut buf, size), Ok(0)));
-            }
-            Err(e) => check_error(&e),
-        }
-        if let Err(e) = fs.read_link(f.entry.inode) {
-            check_error(&e);
-        }
-    });
-    for p in problems {
-        assert!(!p.what.is_empty());
-    }
-    let _ = walk::bodyfile(fs, "/");
-}

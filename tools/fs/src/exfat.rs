@@ -23,13 +23,12 @@ mod tests;
 #[cfg(test)]
 mod writer;
 
-use crate::fat::runs::{push_run, Run, Runs};
-use crate::{DirEntry, FileKind, FileSystem, FsError, FsInfo, Inode, Metadata, ReadAt, Times};
+use crate::fat::runs::{file_runs, named_inodes, ClusterMap, Geometry};
+use crate::{DirEntry, FileKind, FileSystem, FsError, FsInfo, Inode, Metadata, ReadAt};
 use boot::Layout;
 use entries::{
     Entry, UpCase, T_ACT, T_BITMAP, T_FILE, T_GUID, T_LABEL, T_NAME, T_STREAM, T_TEXFAT, T_UPCASE,
 };
-use std::collections::HashSet;
 
 /// The root directory's inode, as TSK numbers it.
 pub const ROOT_INODE: Inode = 2;
@@ -277,25 +276,6 @@ impl<'a> ExFat<'a> {
         }
     }
 
-    fn next(&self, c: u64) -> u32 {
-        usize::try_from(c)
-            .ok()
-            .and_then(|i| self.fat.get(i))
-            .copied()
-            .unwrap_or(0)
-    }
-
-    /// Whether cluster `c` is in use in the allocation bitmap.
-    fn cluster_allocated(&self, c: u64) -> bool {
-        let Some(i) = c.checked_sub(2) else {
-            return false;
-        };
-        usize::try_from(i / 8)
-            .ok()
-            .and_then(|b| self.bitmap.get(b))
-            .is_some_and(|byte| byte & (1 << (i % 8)) != 0)
-    }
-
     fn sector_allocated(&self, sector: u64) -> bool {
         let l = &self.layout;
         if sector < l.heap_sector {
@@ -303,42 +283,6 @@ impl<'a> ExFat<'a> {
         }
         let c = (sector - l.heap_sector) / l.sectors_per_cluster + 2;
         c <= l.last_cluster() && self.cluster_allocated(c)
-    }
-
-    /// A FAT chain from `first`, bounded (see `fat::Fat::chain`).
-    fn chain(&self, first: u64, max_bytes: Option<u64>) -> (Vec<u64>, Option<String>) {
-        let l = &self.layout;
-        let mut out = Vec::new();
-        let mut seen = HashSet::new();
-        let mut c = first;
-        let mut bytes = 0u64;
-        loop {
-            if max_bytes.is_some_and(|m| bytes >= m) {
-                return (out, None);
-            }
-            if c < 2 || c > l.last_cluster() {
-                return (
-                    out,
-                    Some(format!("cluster {c} is outside 2 ..= {}", l.last_cluster())),
-                );
-            }
-            if !seen.insert(c) {
-                return (
-                    out,
-                    Some(format!("the cluster chain loops back to cluster {c}")),
-                );
-            }
-            out.push(c);
-            bytes = bytes.saturating_add(l.cluster_bytes());
-            let n = self.next(c);
-            if n >= 0xffff_fff8 {
-                return (out, None);
-            }
-            if n == 0 {
-                return (out, Some(format!("cluster {c}'s FAT entry is free (0)")));
-            }
-            c = u64::from(n);
-        }
     }
 
     /// `n` clusters from `first` (NoFatChain), clipped to the heap.
@@ -355,31 +299,6 @@ impl<'a> ExFat<'a> {
         let why =
             (end - first < n).then(|| "the contiguous clusters run past the heap".to_string());
         ((first..end).collect(), why)
-    }
-
-    /// TSK's recovery of a deleted file (see `fat::Fat::recover`), by the bitmap.
-    fn recover(&self, first: u64, size: u64) -> Vec<u64> {
-        let l = &self.layout;
-        if first < 2 || first > l.last_cluster() {
-            return Vec::new();
-        }
-        if self.cluster_allocated(first) {
-            return vec![first];
-        }
-        let mut out = Vec::new();
-        let mut left = size;
-        let mut c = first;
-        while left > 0 {
-            if c > l.last_cluster() {
-                return vec![first];
-            }
-            if !self.cluster_allocated(c) {
-                out.push(c);
-                left = left.saturating_sub(l.cluster_bytes());
-            }
-            c += 1;
-        }
-        out
     }
 
     /// Byte offset and sector of inode `inode`'s slot.
@@ -500,17 +419,6 @@ impl<'a> ExFat<'a> {
         }
     }
 
-    fn runs_of(&self, clusters: &[u64]) -> Vec<Run> {
-        let l = &self.layout;
-        let mut runs = Vec::new();
-        for &c in clusters {
-            if let Some(s) = l.cluster_sector(c) {
-                push_run(&mut runs, s * l.bytes_per_sector, l.cluster_bytes());
-            }
-        }
-        runs
-    }
-
     /// The sectors of directory `dir` (capped) and whether it is itself deleted.
     fn dir_sectors(&self, dir: Inode) -> Result<(Vec<u64>, bool), FsError> {
         let l = &self.layout;
@@ -586,28 +494,6 @@ impl<'a> ExFat<'a> {
         }
     }
 
-    /// Every inode some directory names, walking from the root (bounded).
-    fn named_inodes(&self) -> HashSet<Inode> {
-        let mut named = HashSet::new();
-        let mut dirs_seen = HashSet::from([ROOT_INODE]);
-        let mut stack = vec![ROOT_INODE];
-        while let Some(dir) = stack.pop() {
-            let Ok(entries) = self.read_dir(dir) else {
-                continue;
-            };
-            for e in entries {
-                if named.len() >= crate::walk::MAX_ENTRIES {
-                    return named;
-                }
-                named.insert(e.inode);
-                if e.kind == FileKind::Directory && dirs_seen.insert(e.inode) {
-                    stack.push(e.inode);
-                }
-            }
-        }
-        named
-    }
-
     /// The notes on an entry set: checksum, name hash, valid data length.
     fn set_notes(&self, set: &FileSet) -> Vec<String> {
         let mut notes = Vec::new();
@@ -662,26 +548,38 @@ impl<'a> ExFat<'a> {
             _ => 0,
         };
         Metadata {
-            inode,
-            address: inode.to_string(),
-            kind: FileKind::Regular,
             mode: 0o111,
-            uid: 0,
-            gid: 0,
             size,
-            links: 1,
             allocated,
-            times: Times::default(),
-            name_times: None,
-            name_address: None,
-            name_size: None,
-            default_data: true,
-            streams: Vec::new(),
             notes: vec![format!(
                 "exFAT entry type 0x{:02x} at byte {offset}",
                 e.raw_type()
             )],
+            ..Metadata::new(inode, FileKind::Regular)
         }
+    }
+}
+
+impl ClusterMap for ExFat<'_> {
+    type Layout = Layout;
+    fn layout(&self) -> &Layout {
+        &self.layout
+    }
+    fn fat(&self) -> &[u32] {
+        &self.fat
+    }
+    fn is_eof(&self, v: u32) -> bool {
+        v >= 0xffff_fff8
+    }
+    /// Whether cluster `c` is in use in the allocation bitmap.
+    fn cluster_allocated(&self, c: u64) -> bool {
+        let Some(i) = c.checked_sub(2) else {
+            return false;
+        };
+        usize::try_from(i / 8)
+            .ok()
+            .and_then(|b| self.bitmap.get(b))
+            .is_some_and(|byte| byte & (1 << (i % 8)) != 0)
     }
 }
 
@@ -880,22 +778,10 @@ impl FileSystem for ExFat<'_> {
         if inode == ROOT_INODE {
             let (c, _) = self.chain(u64::from(l.root_cluster), None);
             return Ok(Metadata {
-                inode,
-                address: inode.to_string(),
-                kind: FileKind::Directory,
                 mode: 0o777,
-                uid: 0,
-                gid: 0,
                 size: (c.len() as u64).saturating_mul(l.cluster_bytes()),
-                links: 1,
-                allocated: true,
-                times: Times::default(),
-                name_times: None,
-                name_address: None,
-                name_size: None,
-                default_data: true,
-                streams: Vec::new(),
                 notes: vec!["the root directory has no entry and no times".into()],
+                ..Metadata::new(inode, FileKind::Directory)
             });
         }
         let (offset, sector) = self.slot(inode)?;
@@ -947,27 +833,19 @@ impl FileSystem for ExFat<'_> {
                     .into(),
             );
         }
+        let kind = if set.file.is_dir() {
+            FileKind::Directory
+        } else {
+            FileKind::Regular
+        };
         Ok(Metadata {
-            inode,
-            address: inode.to_string(),
-            kind: if set.file.is_dir() {
-                FileKind::Directory
-            } else {
-                FileKind::Regular
-            },
             mode: entries::tsk_mode(set.file.attributes()),
-            uid: 0,
-            gid: 0,
             size: set.stream.map_or(0, |s| s.data_length()),
             links: u32::from(set.file.in_use()),
             allocated: set.allocated(),
             times,
-            name_times: None,
-            name_address: None,
-            name_size: None,
-            default_data: true,
-            streams: Vec::new(),
             notes,
+            ..Metadata::new(inode, kind)
         })
     }
 
@@ -1000,16 +878,15 @@ impl FileSystem for ExFat<'_> {
                 _ => (Vec::new(), None, 0, true),
             }
         };
-        let runs = self.runs_of(&clusters);
-        let mapped: u64 = runs.iter().map(|r| r.len).sum();
-        let size = if allocated { size } else { size.min(mapped) };
-        Ok(Box::new(Runs {
-            vol: self.vol,
-            volume: self.volume.clone(),
+        Ok(Box::new(file_runs(
+            self,
+            self.vol,
+            &self.volume,
+            &clusters,
             size,
-            runs,
+            allocated,
             short_reason,
-        }))
+        )))
     }
 
     fn read_link(&self, inode: Inode) -> Result<Vec<u8>, FsError> {
@@ -1022,7 +899,7 @@ impl FileSystem for ExFat<'_> {
     /// TSK's orphan search: file entries in clusters the bitmap marks free that no
     /// directory names. Reads every free cluster, as `fls -r` does.
     fn orphans(&self) -> Result<Vec<Inode>, FsError> {
-        let named = self.named_inodes();
+        let named = named_inodes(self);
         let l = &self.layout;
         let bps = l.bytes_per_sector;
         let eps = l.entries_per_sector();

@@ -528,9 +528,6 @@ impl FileSystem for Ext4<'_> {
             _ => raw.size,
         };
         Ok(Metadata {
-            inode: ino,
-            address: ino.to_string(),
-            kind,
             mode: u32::from(raw.mode & 0o7777),
             uid: raw.uid,
             gid: raw.gid,
@@ -538,12 +535,8 @@ impl FileSystem for Ext4<'_> {
             links: u32::from(raw.links),
             allocated,
             times: raw.times,
-            name_times: None,
-            name_address: None,
-            name_size: None,
-            default_data: true,
-            streams: Vec::new(),
             notes,
+            ..Metadata::new(ino, kind)
         })
     }
 

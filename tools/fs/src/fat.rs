@@ -19,16 +19,15 @@
 //! many clusters as the volume has, directories at [`MAX_DIR_ENTRIES`] slots.
 
 mod boot;
-mod dirent;
+pub(crate) mod dirent;
 pub(crate) mod runs;
 #[cfg(test)]
-pub(crate) mod tests;
+mod tests;
 
-use crate::{DirEntry, FileKind, FileSystem, FsError, FsInfo, Inode, Metadata, ReadAt, Times};
+use crate::{DirEntry, FileKind, FileSystem, FsError, FsInfo, Inode, Metadata, ReadAt};
 use boot::{FatType, Layout};
 use dirent::{LongName, Raw};
-use runs::{push_run, Run, Runs};
-use std::collections::HashSet;
+use runs::{file_runs, named_inodes, ClusterMap, Geometry, Run, Runs};
 
 /// The root directory's inode, as TSK numbers it.
 pub const ROOT_INODE: Inode = 2;
@@ -166,24 +165,6 @@ impl<'a> Fat<'a> {
         FsError::invalid(&self.volume, offset, field, why)
     }
 
-    /// The FAT entry of cluster `c` (0 for clusters outside the table).
-    fn next(&self, c: u64) -> u32 {
-        usize::try_from(c)
-            .ok()
-            .and_then(|i| self.fat.get(i))
-            .copied()
-            .unwrap_or(0)
-    }
-
-    fn is_eof(&self, v: u32) -> bool {
-        v >= (0x0fff_fff8 & self.layout.fat_type.mask())
-    }
-
-    /// Whether cluster `c` is in use (TSK: its FAT entry is not 0).
-    fn cluster_allocated(&self, c: u64) -> bool {
-        self.next(c) != 0
-    }
-
     /// Whether `sector` is allocated, as TSK decides (`fatfs_is_sectalloc`).
     fn sector_allocated(&self, sector: u64) -> bool {
         let l = &self.layout;
@@ -195,82 +176,6 @@ impl<'a> Fat<'a> {
             return false;
         }
         self.cluster_allocated((sector - l.first_cluster_sector) / l.sectors_per_cluster + 2)
-    }
-
-    /// The sectors of a cluster chain from `first`, at most `max_bytes` of them (all when
-    /// `None`): stops at end-of-chain, a free or bad entry, a cluster out of range or one seen
-    /// before. Returns the clusters and why it stopped early, if it did.
-    fn chain(&self, first: u64, max_bytes: Option<u64>) -> (Vec<u64>, Option<String>) {
-        let l = &self.layout;
-        let mut out = Vec::new();
-        let mut seen = HashSet::new();
-        let mut c = first;
-        let mut bytes = 0u64;
-        loop {
-            if max_bytes.is_some_and(|m| bytes >= m) {
-                return (out, None);
-            }
-            if c < 2 || c > l.last_cluster() {
-                return (
-                    out,
-                    Some(format!("cluster {c} is outside 2 ..= {}", l.last_cluster())),
-                );
-            }
-            if !seen.insert(c) {
-                return (
-                    out,
-                    Some(format!("the cluster chain loops back to cluster {c}")),
-                );
-            }
-            out.push(c);
-            bytes = bytes.saturating_add(l.cluster_bytes());
-            let n = self.next(c);
-            if self.is_eof(n) {
-                return (out, None);
-            }
-            if n == 0 {
-                return (out, Some(format!("cluster {c}'s FAT entry is free (0)")));
-            }
-            c = u64::from(n);
-        }
-    }
-
-    /// The runs of clusters `clusters`.
-    fn cluster_runs(&self, clusters: &[u64]) -> Vec<Run> {
-        let l = &self.layout;
-        let mut runs = Vec::new();
-        for &c in clusters {
-            if let Some(s) = l.cluster_sector(c) {
-                push_run(&mut runs, s * l.bytes_per_sector, l.cluster_bytes());
-            }
-        }
-        runs
-    }
-
-    /// TSK's recovery of a deleted file: from `first`, the free clusters in order until
-    /// `size` is covered; if `first` is in use or they run out, just the first cluster.
-    fn recover(&self, first: u64, size: u64) -> Vec<u64> {
-        let l = &self.layout;
-        if first < 2 || first > l.last_cluster() {
-            return Vec::new();
-        }
-        if self.cluster_allocated(first) {
-            return vec![first];
-        }
-        let mut out = Vec::new();
-        let mut left = size;
-        let mut c = first;
-        while left > 0 {
-            if c > l.last_cluster() {
-                return vec![first];
-            }
-            if !self.cluster_allocated(c) {
-                out.push(c);
-                left = left.saturating_sub(l.cluster_bytes());
-            }
-            c += 1;
-        }
-        out
     }
 
     /// The slot of inode `inode` (3 and up).
@@ -393,29 +298,6 @@ impl<'a> Fat<'a> {
         Ok(self.entry(inode)?.0.short_name())
     }
 
-    /// Every inode some directory names, allocated or deleted, walking from the root as
-    /// `fls -r` does (bounded: each directory once, at most `walk::MAX_ENTRIES` names).
-    fn named_inodes(&self) -> HashSet<Inode> {
-        let mut named = HashSet::new();
-        let mut dirs_seen = HashSet::from([ROOT_INODE]);
-        let mut stack = vec![ROOT_INODE];
-        while let Some(dir) = stack.pop() {
-            let Ok(entries) = self.read_dir(dir) else {
-                continue;
-            };
-            for e in entries {
-                if named.len() >= crate::walk::MAX_ENTRIES {
-                    return named;
-                }
-                named.insert(e.inode);
-                if e.kind == FileKind::Directory && dirs_seen.insert(e.inode) {
-                    stack.push(e.inode);
-                }
-            }
-        }
-        named
-    }
-
     /// The size TSK gives a directory: its chain's bytes (allocated), a cluster (deleted,
     /// first cluster free) or 0.
     fn dir_size(&self, e: &Raw, allocated: bool) -> u64 {
@@ -429,6 +311,24 @@ impl<'a> Fat<'a> {
         } else {
             l.cluster_bytes()
         }
+    }
+}
+
+impl ClusterMap for Fat<'_> {
+    type Layout = Layout;
+    fn layout(&self) -> &Layout {
+        &self.layout
+    }
+    fn fat(&self) -> &[u32] {
+        &self.fat
+    }
+    /// FAT12/16/32: 0x?FF8 and up, masked to the entry width.
+    fn is_eof(&self, v: u32) -> bool {
+        v >= (0x0fff_fff8 & self.layout.fat_type.mask())
+    }
+    /// TSK: a cluster is in use when its FAT entry is not 0.
+    fn cluster_allocated(&self, c: u64) -> bool {
+        self.next(c) != 0
     }
 }
 
@@ -585,22 +485,10 @@ impl FileSystem for Fat<'_> {
                 (l.first_cluster_sector - l.first_data_sector) * l.bytes_per_sector
             };
             return Ok(Metadata {
-                inode,
-                address: inode.to_string(),
-                kind: FileKind::Directory,
                 mode: 0o777,
-                uid: 0,
-                gid: 0,
                 size,
-                links: 1,
-                allocated: true,
-                times: Times::default(),
-                name_times: None,
-                name_address: None,
-                name_size: None,
-                default_data: true,
-                streams: Vec::new(),
                 notes: vec!["the root directory has no entry and no times".into()],
+                ..Metadata::new(inode, FileKind::Directory)
             });
         }
         let (e, slot, sect_alloc) = self.entry(inode)?;
@@ -642,22 +530,13 @@ impl FileSystem for Fat<'_> {
             );
         }
         Ok(Metadata {
-            inode,
-            address: inode.to_string(),
-            kind,
             mode: dirent::tsk_mode(e.attr()),
-            uid: 0,
-            gid: 0,
             size,
             links: u32::from(!e.is_deleted()),
             allocated,
             times: e.times(),
-            name_times: None,
-            name_address: None,
-            name_size: None,
-            default_data: true,
-            streams: Vec::new(),
             notes,
+            ..Metadata::new(inode, kind)
         })
     }
 
@@ -715,18 +594,17 @@ impl FileSystem for Fat<'_> {
                 .then(|| format!("deleted file's first cluster {first} is out of range"));
             (c, why)
         };
-        let runs = self.cluster_runs(&clusters);
         // A deleted file is as long as what is recovered of it (one cluster when its first
         // is in use again), as icat gives it; metadata's notes say so.
-        let mapped: u64 = runs.iter().map(|r| r.len).sum();
-        let size = if allocated { size } else { size.min(mapped) };
-        Ok(Box::new(Runs {
-            vol: self.vol,
-            volume: self.volume.clone(),
+        Ok(Box::new(file_runs(
+            self,
+            self.vol,
+            &self.volume,
+            &clusters,
             size,
-            runs,
+            allocated,
             short_reason,
-        }))
+        )))
     }
 
     /// TSK's orphan search: directory entries in clusters the FAT marks free that no
@@ -736,7 +614,7 @@ impl FileSystem for Fat<'_> {
     }
 
     fn orphans(&self) -> Result<Vec<Inode>, FsError> {
-        let named = self.named_inodes();
+        let named = named_inodes(self);
         let l = &self.layout;
         let bps = l.bytes_per_sector;
         let eps = l.entries_per_sector();

@@ -17,8 +17,12 @@ pub mod error;
 pub mod exfat;
 pub mod ext4;
 pub mod fat;
+#[doc(hidden)]
+pub mod fuzz_support;
 pub mod locate;
 pub mod ntfs;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod walk;
 
 pub use error::FsError;
@@ -145,6 +149,34 @@ pub struct Metadata {
     pub streams: Vec<Stream>,
     /// Anything else an examiner should know (flags, oddities, what could not be read).
     pub notes: Vec<String>,
+}
+
+impl Metadata {
+    /// The metadata every reader starts from: inode `inode` of kind `kind`, its address
+    /// the inode number, allocated, one link, a default data stream, and nothing else
+    /// known (mode, owner, size and times zero or unset, no streams, no notes). Readers
+    /// override what their file system says: `Metadata { size, ..Metadata::new(i, k) }`.
+    #[must_use]
+    pub fn new(inode: Inode, kind: FileKind) -> Self {
+        Self {
+            inode,
+            address: inode.to_string(),
+            kind,
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            size: 0,
+            links: 1,
+            allocated: true,
+            times: Times::default(),
+            name_times: None,
+            name_address: None,
+            name_size: None,
+            default_data: true,
+            streams: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
 }
 
 /// One name in a directory.

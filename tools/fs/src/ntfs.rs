@@ -730,28 +730,18 @@ impl FileSystem for Ntfs<'_> {
         let (h, attrs) = self.entry(inode)?;
         let dir = h.flags & 2 != 0;
         let mut notes = Vec::new();
+        let kind = if dir {
+            FileKind::Directory
+        } else {
+            FileKind::Regular
+        };
         let mut m = Metadata {
-            inode,
-            address: inode.to_string(),
-            kind: if dir {
-                FileKind::Directory
-            } else {
-                FileKind::Regular
-            },
             mode: 0o111,
-            uid: 0,
-            gid: 0,
-            size: 0,
             links: u32::from(h.links),
             allocated: h.flags & 1 != 0,
-            times: Times::default(),
-            name_times: None,
-            name_address: None,
-            name_size: None,
             // Set below when the unnamed $DATA (or a directory's $I30 root) is found.
             default_data: false,
-            streams: Vec::new(),
-            notes: Vec::new(),
+            ..Metadata::new(inode, kind)
         };
         if let Some(si) = attrs
             .iter()

@@ -186,24 +186,7 @@ fn walk_orphans(
                 kind: FileKind::Virtual,
                 deleted: false,
             },
-            metadata: Ok(Metadata {
-                inode,
-                address: inode.to_string(),
-                kind: FileKind::Virtual,
-                mode: 0,
-                uid: 0,
-                gid: 0,
-                size: 0,
-                links: 1,
-                allocated: true,
-                times: Times::default(),
-                name_times: None,
-                name_address: None,
-                name_size: None,
-                default_data: true,
-                streams: Vec::new(),
-                notes: Vec::new(),
-            }),
+            metadata: Ok(Metadata::new(inode, FileKind::Virtual)),
             link: None,
         });
     }
@@ -434,22 +417,8 @@ mod tests {
     #[test]
     fn modes_as_tsk_writes_them() {
         let m = Metadata {
-            inode: 12,
-            address: "12".into(),
-            kind: FileKind::Regular,
             mode: 0o4755,
-            uid: 0,
-            gid: 0,
-            size: 0,
-            links: 1,
-            allocated: true,
-            times: Times::default(),
-            name_times: None,
-            name_address: None,
-            name_size: None,
-            default_data: true,
-            streams: Vec::new(),
-            notes: Vec::new(),
+            ..Metadata::new(12, FileKind::Regular)
         };
         assert_eq!(mode_string(FileKind::Regular, Some(&m)), "r/rrwsr-xr-x");
         let m = Metadata {
@@ -501,27 +470,16 @@ mod tests {
             if inode == 666 {
                 return Err(FsError::invalid("mock", 666, "inode", "damaged"));
             }
+            let kind = if self.dirs.contains_key(&inode) || inode == 99 {
+                FileKind::Directory
+            } else {
+                FileKind::Regular
+            };
             Ok(Metadata {
-                inode,
-                address: inode.to_string(),
-                kind: if self.dirs.contains_key(&inode) || inode == 99 {
-                    FileKind::Directory
-                } else {
-                    FileKind::Regular
-                },
                 mode: 0o644,
-                uid: 0,
-                gid: 0,
                 size: inode,
-                links: 1,
                 allocated: inode != 101,
-                times: Times::default(),
-                name_times: None,
-                name_address: None,
-                name_size: None,
-                default_data: true,
-                streams: Vec::new(),
-                notes: Vec::new(),
+                ..Metadata::new(inode, kind)
             })
         }
         fn open(&self, _: Inode, _: Option<&str>) -> Result<Box<dyn crate::ReadAt + '_>, FsError> {

@@ -18,8 +18,6 @@ pub(crate) const T_STREAM: u8 = 0x40;
 pub(crate) const T_NAME: u8 = 0x41;
 
 /// Attribute bits of a file entry.
-pub(crate) const ATTR_READ_ONLY: u16 = 0x01;
-pub(crate) const ATTR_HIDDEN: u16 = 0x02;
 pub(crate) const ATTR_DIRECTORY: u16 = 0x10;
 
 /// One 32-byte directory entry.
@@ -222,17 +220,11 @@ pub(crate) fn utf16_name(units: &[u16]) -> Vec<u8> {
         .into_bytes()
 }
 
-/// TSK's permission bits for exFAT attributes (every entry executable; readable unless
-/// read-only; writable unless hidden).
+/// TSK's permission bits for exFAT attributes, as for FAT (every entry executable;
+/// readable unless read-only; writable unless hidden): the low byte holds FAT's bits.
 pub(crate) fn tsk_mode(attributes: u16) -> u32 {
-    let mut mode = 0o111;
-    if attributes & ATTR_READ_ONLY == 0 {
-        mode |= 0o444;
-    }
-    if attributes & ATTR_HIDDEN == 0 {
-        mode |= 0o222;
-    }
-    mode
+    let [low, _] = attributes.to_le_bytes();
+    crate::fat::dirent::tsk_mode(low)
 }
 
 #[cfg(test)]

@@ -9,10 +9,10 @@
 
 use super::writer::{Stamp, Writer};
 use super::*;
-use crate::fat::tests::{content, exercise, have_tools, run};
+use crate::test_support::{
+    content, exercise, fls_lines, have_tools, ours, read_file as read_all, run, sha,
+};
 use crate::walk;
-use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Valid UTC offset +00:00: the times TSK shows.
@@ -103,33 +103,6 @@ fn make_image(dir: &Path, size_mib: u64) -> PathBuf {
     img
 }
 
-fn fls_lines(img: &Path) -> BTreeMap<String, String> {
-    let out = run("fls", &["-r", "-m", "/", img.to_str().unwrap()]);
-    String::from_utf8(out)
-        .unwrap()
-        .lines()
-        .filter(|l| {
-            !l.contains("|v/v") && !l.contains("|V/V") && !l.contains("(Volume Label Entry)")
-        })
-        .map(|l| (l.split('|').nth(2).unwrap().to_string(), l.to_string()))
-        .collect()
-}
-
-fn ours(fs: &ExFat<'_>) -> BTreeMap<String, String> {
-    let (body, problems) = walk::bodyfile(fs, "/");
-    assert!(problems.is_empty(), "{problems:?}");
-    body.lines()
-        .map(|l| (l.split('|').nth(2).unwrap().to_string(), l.to_string()))
-        .collect()
-}
-
-fn read_all(fs: &ExFat<'_>, inode: Inode) -> Result<Vec<u8>, String> {
-    let f = fs.open(inode, None).map_err(|e| e.to_string())?;
-    let mut buf = vec![0u8; usize::try_from(f.size()).unwrap()];
-    f.read_exact_at(&mut buf, 0).map_err(|e| e.to_string())?;
-    Ok(buf)
-}
-
 fn populated() -> Option<(tempfile::TempDir, PathBuf)> {
     if !have_tools(&["mkfs.exfat", "fsck.exfat", "fls", "icat"]) {
         return None;
@@ -187,8 +160,8 @@ fn exfat_matches_tsk() {
         let tsk_data = run("icat", &[img.to_str().unwrap(), f[2]]);
         let mine = read_all(&fs, inode).unwrap_or_else(|e| panic!("{line}: {e}"));
         assert_eq!(
-            hex::encode(Sha256::digest(&mine)),
-            hex::encode(Sha256::digest(&tsk_data)),
+            sha(&mine),
+            sha(&tsk_data),
             "content of {line}: {} vs TSK's {} bytes",
             mine.len(),
             tsk_data.len()

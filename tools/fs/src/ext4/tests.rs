@@ -12,16 +12,12 @@
 )]
 
 use super::Ext4;
+use crate::test_support::{sha, tools_required};
 use crate::walk::{bodyfile, walk};
 use crate::{FileKind, FileSystem, FsError, ReadAt};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn require_tools() -> bool {
-    std::env::var("VESTIGE_REQUIRE_TOOLS").is_ok_and(|v| v == "1")
-}
 
 /// Whether every tool runs; otherwise the test is skipped (or fails when required).
 fn have(tools: &[&str]) -> bool {
@@ -32,7 +28,7 @@ fn have(tools: &[&str]) -> bool {
             .is_ok_and(|o| o.status.success() || !o.stderr.is_empty());
         if !ok {
             assert!(
-                !require_tools(),
+                !tools_required(),
                 "{t} is required (VESTIGE_REQUIRE_TOOLS=1)"
             );
             eprintln!("skipped: {t} is not installed");
@@ -181,10 +177,6 @@ fn without_target(l: &str) -> String {
         }
     }
     f.join("|")
-}
-
-fn sha(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 fn read_all(fs: &Ext4<'_>, ino: u64) -> Result<Vec<u8>, FsError> {

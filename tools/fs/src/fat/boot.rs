@@ -57,22 +57,18 @@ pub(crate) struct Layout {
     pub oem: String,
 }
 
-impl Layout {
-    pub fn cluster_bytes(&self) -> u64 {
-        self.bytes_per_sector * self.sectors_per_cluster
+impl crate::fat::runs::Geometry for Layout {
+    fn bytes_per_sector(&self) -> u64 {
+        self.bytes_per_sector
     }
-    pub fn last_cluster(&self) -> u64 {
-        self.cluster_count + 1
+    fn sectors_per_cluster(&self) -> u64 {
+        self.sectors_per_cluster
     }
-    /// The first sector of cluster `c` (2 ..= last).
-    pub fn cluster_sector(&self, c: u64) -> Option<u64> {
-        c.checked_sub(2)?
-            .checked_mul(self.sectors_per_cluster)?
-            .checked_add(self.first_cluster_sector)
+    fn first_cluster_sector(&self) -> u64 {
+        self.first_cluster_sector
     }
-    /// Entries per sector.
-    pub fn entries_per_sector(&self) -> u64 {
-        self.bytes_per_sector / 32
+    fn cluster_count(&self) -> u64 {
+        self.cluster_count
     }
 }
 

@@ -1,8 +1,186 @@
-//! A file's content as a list of byte runs on the volume: what a cluster chain (or TSK's
-//! contiguous recovery of a deleted file) maps, served as a `ReadAt`.
+//! What FAT12/16/32 and exFAT share: the cluster heap's geometry, bounded cluster-chain
+//! walks, TSK's recovery of deleted files, and a file's content as a list of byte runs on
+//! the volume (what a chain or a recovery maps), served as a `ReadAt`.
 
-use crate::{FsError, ReadAt};
+use crate::{FileSystem, FsError, Inode, ReadAt};
+use std::collections::HashSet;
 use std::io;
+
+/// Where the clusters are: FAT and exFAT lay out their heap the same way (cluster 2 at
+/// [`Self::first_cluster_sector`], then `cluster_count` clusters of equal size).
+pub(crate) trait Geometry {
+    fn bytes_per_sector(&self) -> u64;
+    fn sectors_per_cluster(&self) -> u64;
+    /// The sector of cluster 2.
+    fn first_cluster_sector(&self) -> u64;
+    /// Clusters in the heap; valid cluster numbers are 2 ..= count + 1.
+    fn cluster_count(&self) -> u64;
+
+    fn cluster_bytes(&self) -> u64 {
+        self.bytes_per_sector() * self.sectors_per_cluster()
+    }
+    fn last_cluster(&self) -> u64 {
+        self.cluster_count() + 1
+    }
+    /// The first sector of cluster `c` (2 ..= last).
+    fn cluster_sector(&self, c: u64) -> Option<u64> {
+        c.checked_sub(2)?
+            .checked_mul(self.sectors_per_cluster())?
+            .checked_add(self.first_cluster_sector())
+    }
+    /// 32-byte directory entries per sector.
+    fn entries_per_sector(&self) -> u64 {
+        self.bytes_per_sector() / 32
+    }
+}
+
+/// A FAT over a cluster heap: the chain walks and recovery FAT and exFAT do alike. What
+/// differs is a parameter: the end-of-chain marker (FAT12/16/32 mask it to the entry
+/// width, exFAT's is 0xFFFFFFF8 and up) and what marks a cluster in use (FAT: a non-zero
+/// entry; exFAT: the allocation bitmap).
+pub(crate) trait ClusterMap {
+    type Layout: Geometry;
+    fn layout(&self) -> &Self::Layout;
+    /// The FAT, decoded: entry `c` is the next cluster of `c`.
+    fn fat(&self) -> &[u32];
+    /// Whether FAT entry `v` ends a chain.
+    fn is_eof(&self, v: u32) -> bool;
+    /// Whether cluster `c` is in use.
+    fn cluster_allocated(&self, c: u64) -> bool;
+
+    /// Cluster `c`'s FAT entry; 0 (free) past the FAT.
+    fn next(&self, c: u64) -> u32 {
+        usize::try_from(c)
+            .ok()
+            .and_then(|i| self.fat().get(i))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The sectors of a cluster chain from `first`, at most `max_bytes` of them (all when
+    /// `None`): stops at end-of-chain, a free or bad entry, a cluster out of range or one
+    /// seen before. Returns the clusters and why it stopped early, if it did.
+    fn chain(&self, first: u64, max_bytes: Option<u64>) -> (Vec<u64>, Option<String>) {
+        let l = self.layout();
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        let mut c = first;
+        let mut bytes = 0u64;
+        loop {
+            if max_bytes.is_some_and(|m| bytes >= m) {
+                return (out, None);
+            }
+            if c < 2 || c > l.last_cluster() {
+                return (
+                    out,
+                    Some(format!("cluster {c} is outside 2 ..= {}", l.last_cluster())),
+                );
+            }
+            if !seen.insert(c) {
+                return (
+                    out,
+                    Some(format!("the cluster chain loops back to cluster {c}")),
+                );
+            }
+            out.push(c);
+            bytes = bytes.saturating_add(l.cluster_bytes());
+            let n = self.next(c);
+            if self.is_eof(n) {
+                return (out, None);
+            }
+            if n == 0 {
+                return (out, Some(format!("cluster {c}'s FAT entry is free (0)")));
+            }
+            c = u64::from(n);
+        }
+    }
+
+    /// TSK's recovery of a deleted file: from `first`, the free clusters in order until
+    /// `size` is covered; if `first` is in use or they run out, just the first cluster.
+    fn recover(&self, first: u64, size: u64) -> Vec<u64> {
+        let l = self.layout();
+        if first < 2 || first > l.last_cluster() {
+            return Vec::new();
+        }
+        if self.cluster_allocated(first) {
+            return vec![first];
+        }
+        let mut out = Vec::new();
+        let mut left = size;
+        let mut c = first;
+        while left > 0 {
+            if c > l.last_cluster() {
+                return vec![first];
+            }
+            if !self.cluster_allocated(c) {
+                out.push(c);
+                left = left.saturating_sub(l.cluster_bytes());
+            }
+            c += 1;
+        }
+        out
+    }
+
+    /// The runs of clusters `clusters`.
+    fn cluster_runs(&self, clusters: &[u64]) -> Vec<Run> {
+        let l = self.layout();
+        let mut runs = Vec::new();
+        for &c in clusters {
+            if let Some(s) = l.cluster_sector(c) {
+                push_run(&mut runs, s * l.bytes_per_sector(), l.cluster_bytes());
+            }
+        }
+        runs
+    }
+}
+
+/// Every inode some directory of `fs` names, allocated or deleted, walking from the root
+/// as `fls -r` does (bounded: each directory once, at most `walk::MAX_ENTRIES` names).
+pub(crate) fn named_inodes(fs: &dyn FileSystem) -> HashSet<Inode> {
+    let root = fs.root();
+    let mut named = HashSet::new();
+    let mut dirs_seen = HashSet::from([root]);
+    let mut stack = vec![root];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = fs.read_dir(dir) else {
+            continue;
+        };
+        for e in entries {
+            if named.len() >= crate::walk::MAX_ENTRIES {
+                return named;
+            }
+            named.insert(e.inode);
+            if e.kind == crate::FileKind::Directory && dirs_seen.insert(e.inode) {
+                stack.push(e.inode);
+            }
+        }
+    }
+    named
+}
+
+/// A file's content over `clusters`: `size` bytes, or for a deleted file (not
+/// `allocated`) only as much as the clusters recovered hold (one cluster when its first is
+/// in use again), as icat gives it.
+pub(crate) fn file_runs<'a, M: ClusterMap>(
+    map: &M,
+    vol: &'a dyn ReadAt,
+    volume: &str,
+    clusters: &[u64],
+    size: u64,
+    allocated: bool,
+    short_reason: Option<String>,
+) -> Runs<'a> {
+    let runs = map.cluster_runs(clusters);
+    let mapped: u64 = runs.iter().map(|r| r.len).sum();
+    let size = if allocated { size } else { size.min(mapped) };
+    Runs {
+        vol,
+        volume: volume.to_string(),
+        size,
+        runs,
+        short_reason,
+    }
+}
 
 /// One piece of a file: `len` bytes at `logical` in the file live at `physical` in the
 /// volume.

@@ -8,64 +8,11 @@
 )]
 
 use super::*;
+use crate::test_support::{
+    content, exercise, fls_lines, have_tools, ours, read_file as read_all, run, sha,
+};
 use crate::walk;
-use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-/// Whether the tools are there; when not, the test is skipped unless
-/// `VESTIGE_REQUIRE_TOOLS=1`.
-pub(crate) fn have_tools(tools: &[&str]) -> bool {
-    let missing: Vec<&&str> = tools
-        .iter()
-        .filter(|t| {
-            Command::new("sh")
-                .args(["-c", &format!("command -v {t}")])
-                .output()
-                .map_or(true, |o| !o.status.success())
-        })
-        .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    assert!(
-        std::env::var("VESTIGE_REQUIRE_TOOLS").as_deref() != Ok("1"),
-        "missing tools {missing:?} and VESTIGE_REQUIRE_TOOLS=1"
-    );
-    eprintln!("skipped: missing {missing:?}");
-    false
-}
-
-pub(crate) fn run(cmd: &str, args: &[&str]) -> Vec<u8> {
-    let out = Command::new(cmd)
-        .args(args)
-        .env("TZ", "UTC")
-        .env("MTOOLS_SKIP_CHECK", "1")
-        .env("MTOOLS_NO_VFAT", "0")
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-/// Deterministic content of `len` bytes.
-pub(crate) fn content(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 /// A populated FAT image: files of many sizes, long and short names, nested and
 /// many-entry directories, attributes, fragmented files, deleted files and a deleted tree.
@@ -157,39 +104,6 @@ fn make_image(dir: &Path, fat: u32, size_kib: u32, cluster_sectors: u32) -> Path
     img
 }
 
-/// `fls -r -m /` lines keyed by inode, without TSK's virtual files and the label entry.
-fn fls_lines(img: &Path) -> BTreeMap<String, String> {
-    let out = run("fls", &["-r", "-m", "/", img.to_str().unwrap()]);
-    String::from_utf8(out)
-        .unwrap()
-        .lines()
-        .filter(|l| {
-            !l.contains("|v/v") && !l.contains("|V/V") && !l.contains("(Volume Label Entry)")
-        })
-        .map(|l| (l.split('|').nth(2).unwrap().to_string(), l.to_string()))
-        .collect()
-}
-
-/// Our bodyfile keyed by inode (orphans named by their short entry, as TSK names them).
-fn ours(fs: &Fat<'_>) -> BTreeMap<String, String> {
-    let (body, problems) = walk::bodyfile(fs, "/");
-    assert!(problems.is_empty(), "{problems:?}");
-    body.lines()
-        .map(|l| (l.split('|').nth(2).unwrap().to_string(), l.to_string()))
-        .collect()
-}
-
-fn sha(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
-}
-
-fn read_all(fs: &Fat<'_>, inode: Inode) -> Result<Vec<u8>, String> {
-    let f = fs.open(inode, None).map_err(|e| e.to_string())?;
-    let mut buf = vec![0u8; usize::try_from(f.size()).unwrap()];
-    f.read_exact_at(&mut buf, 0).map_err(|e| e.to_string())?;
-    Ok(buf)
-}
-
 /// Bodyfile lines and every file's content, against TSK.
 fn compare_with_tsk(fat: u32, size_kib: u32, cluster_sectors: u32, expect: &str) {
     if !have_tools(&[
@@ -250,25 +164,6 @@ fn fat16_matches_tsk() {
 #[test]
 fn fat32_matches_tsk() {
     compare_with_tsk(32, 40_000, 1, "fat32");
-}
-
-/// Walks everything and reads every file and directory: what the fuzz target does.
-pub(crate) fn exercise(fs: &dyn FileSystem) -> usize {
-    let mut files = 0;
-    let _ = walk::walk(fs, |f| {
-        files += 1;
-        if let Ok(r) = fs.open(f.entry.inode, None) {
-            let mut buf = vec![0u8; 4096];
-            let mut at = 0u64;
-            while at < r.size().min(1 << 20) {
-                match r.read_at(&mut buf, at) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => at += n as u64,
-                }
-            }
-        }
-    });
-    files
 }
 
 fn hostile_image(fat: u32) -> Option<Vec<u8>> {

@@ -8,8 +8,8 @@
 )]
 
 use super::*;
+use crate::test_support::{installed as have, read_all, sha, tools_required};
 use crate::walk;
-use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -47,18 +47,6 @@ rm "$M/deleted.txt" "$M/deleted_big.bin" "$M/gone/inner.txt"
 rmdir "$M/gone"
 rm "$M/many/f5.txt" "$M/many/f6.txt"
 "#;
-
-fn tools_required() -> bool {
-    std::env::var("VESTIGE_REQUIRE_TOOLS").as_deref() == Ok("1")
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
 
 fn is_root() -> bool {
     Command::new("id")
@@ -127,16 +115,6 @@ fn key(line: &str) -> Option<String> {
         t(f[9]),
         t(f[10])
     ))
-}
-
-fn sha(b: &[u8]) -> String {
-    hex::encode(Sha256::digest(b))
-}
-
-fn read_all(r: &dyn ReadAt) -> Vec<u8> {
-    let mut v = vec![0u8; r.size() as usize];
-    r.read_exact_at(&mut v, 0).unwrap();
-    v
 }
 
 #[test]
