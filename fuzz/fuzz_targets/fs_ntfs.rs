@@ -16,7 +16,7 @@
 use libfuzzer_sys::fuzz_target;
 use vestige_fs::fuzz_support::{check_error, read_within};
 use vestige_fs::ntfs::Ntfs;
-use vestige_fs::{walk, FileSystem, ReadAt};
+use vestige_fs::{walk, FileSystem};
 
 /// Bytes read of each file and stream.
 const READ_BYTES: usize = 8 * 1024;

@@ -18,7 +18,7 @@
 //! Every walk is bounded: cluster chains stop at a cluster seen before (a cycle) or after as
 //! many clusters as the volume has, directories at [`MAX_DIR_ENTRIES`] slots.
 
-mod boot;
+pub(crate) mod boot;
 pub(crate) mod dirent;
 pub(crate) mod runs;
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The exFAT main boot sector (Microsoft exFAT specification §3.1): where the FAT, the
 //! cluster heap and the root directory are.
 
+use crate::fat::boot::{le16, le32};
 use crate::{FsError, ReadAt};
 
 /// What the boot sector says, checked.
@@ -38,15 +39,6 @@ impl crate::fat::runs::Geometry for Layout {
     }
 }
 
-fn le16(b: &[u8; 512], at: usize) -> u16 {
-    match (b.get(at), b.get(at + 1)) {
-        (Some(&lo), Some(&hi)) => u16::from_le_bytes([lo, hi]),
-        _ => 0,
-    }
-}
-fn le32(b: &[u8; 512], at: usize) -> u32 {
-    u32::from(le16(b, at)) | (u32::from(le16(b, at + 2)) << 16)
-}
 fn le64(b: &[u8; 512], at: usize) -> u64 {
     u64::from(le32(b, at)) | (u64::from(le32(b, at + 4)) << 32)
 }

@@ -72,14 +72,15 @@ impl crate::fat::runs::Geometry for Layout {
     }
 }
 
-fn le16(b: &[u8; 512], at: usize) -> u16 {
+/// Little-endian fields of a boot sector (0 past its end); exFAT's too.
+pub(crate) fn le16(b: &[u8; 512], at: usize) -> u16 {
     match (b.get(at), b.get(at + 1)) {
         (Some(&lo), Some(&hi)) => u16::from_le_bytes([lo, hi]),
         _ => 0,
     }
 }
 
-fn le32(b: &[u8; 512], at: usize) -> u32 {
+pub(crate) fn le32(b: &[u8; 512], at: usize) -> u32 {
     u32::from(le16(b, at)) | (u32::from(le16(b, at + 2)) << 16)
 }
 
