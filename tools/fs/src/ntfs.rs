@@ -868,4 +868,9 @@ impl FileSystem for Ntfs<'_> {
     fn orphans(&self) -> Result<Vec<Inode>, FsError> {
         Ok(self.orphans.clone())
     }
+
+    /// TSK numbers its virtual `$OrphanFiles` directory after the last MFT entry.
+    fn orphan_dir_inode(&self) -> Option<Inode> {
+        Some(self.mft_entries)
+    }
 }
