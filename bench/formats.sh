@@ -18,24 +18,14 @@ size_mib=${1:-2048}
 bench_dir=${BENCH_DIR:-/var/tmp/vestige-bench}
 repo=$(git -C "$(dirname "${BASH_SOURCE[0]}")" rev-parse --show-toplevel)
 mkcorpus="$repo/../shared/bench/mkcorpus.sh"
-log() { echo "== $*" >&2; }
-
-for pair in qemu-img:qemu-utils ewfacquire:ewf-tools ewfexport:ewf-tools /usr/bin/time:time; do
-  command -v "${pair%%:*}" >/dev/null 2>&1 || [ -x "${pair%%:*}" ] || {
-    log "installing ${pair##*:}"; apt-get install -y -q "${pair##*:}" >&2; }
-done
+source "$repo/bench/lib.sh"
+need qemu-img:qemu-utils ewfacquire:ewf-tools ewfexport:ewf-tools /usr/bin/time:time openssl:openssl
 
 mkdir -p "$bench_dir/formats"
 bench_dir=$(cd "$bench_dir" && pwd)
 corpus="$bench_dir/corpus-${size_mib}M.raw"
 bash "$mkcorpus" "$corpus" "$size_mib" >&2
-if [ -n "${VESTIGE_BIN:-}" ]; then
-  vestige=$VESTIGE_BIN
-else
-  log "building vestige (release)"
-  (cd "$repo" && cargo build --release -q -p vestige-cli >&2)
-  vestige="$repo/target/release/vestige"
-fi
+vestige_bin
 
 imgs="$bench_dir/formats"
 make() { # NAME QEMU_FORMAT OPTIONS...
@@ -57,18 +47,6 @@ fi
 
 out="$bench_dir/formats-out.raw"
 trap 'rm -f "$out" "$out".partial' EXIT
-secs() { /usr/bin/time -f '%e' -o "$bench_dir/time.txt" "$@" >/dev/null 2>&1 || return 1; tail -n 1 "$bench_dir/time.txt"; }
-# timed 'CLEANUP' CMD...: runs CMD $reps times, CLEANUP and sync before each; the median.
-reps=${REPS:-3}
-timed() {
-  local pre=$1 all="" one i; shift
-  for ((i = 0; i < reps; i++)); do
-    eval "$pre"; sync
-    one=$(secs "$@") || return 1
-    all+="$one"$'\n'
-  done
-  printf '%s' "$all" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'
-}
 fails=0
 check() { cmp -s "$out" "$corpus" || { echo "FAIL: $1 output differs from the corpus"; fails=1; }; rm -f "$out"; sync; }
 
@@ -82,7 +60,6 @@ for ((at = 0; at < size; at += 256 << 20)); do
   qemu_io_reads+=(-c "read -q $at $len")
 done
 images=(plain.qcow2 zlib.qcow2 sparse.vmdk stream.vmdk dynamic.vhdx dynamic.vhd dynamic.vdi ewf.E01)
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a / b; else print "inf" }'; }
 
 echo "## Image-format read benchmark"
 echo

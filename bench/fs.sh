@@ -11,21 +11,12 @@ set -euo pipefail
 
 bench_dir=${BENCH_DIR:-/var/tmp/vestige-bench}
 repo=$(git -C "$(dirname "${BASH_SOURCE[0]}")" rev-parse --show-toplevel)
-log() { echo "== $*" >&2; }
-for pair in fls:sleuthkit mkntfs:ntfs-3g /usr/bin/time:time; do
-  command -v "${pair%%:*}" >/dev/null 2>&1 || [ -x "${pair%%:*}" ] || {
-    log "installing ${pair##*:}"; apt-get install -y -q "${pair##*:}" >&2; }
-done
+source "$repo/bench/lib.sh"
+need fls:sleuthkit mkntfs:ntfs-3g /usr/bin/time:time
 mkdir -p "$bench_dir"
 corpus="$bench_dir/corpus-2048M.raw"
 bash "$repo/../shared/bench/mkcorpus.sh" "$corpus" 2048 >&2
-if [ -n "${VESTIGE_BIN:-}" ]; then
-  vestige=$VESTIGE_BIN
-else
-  log "building vestige (release)"
-  (cd "$repo" && cargo build --release -q -p vestige-cli >&2)
-  vestige="$repo/target/release/vestige"
-fi
+vestige_bin
 
 ntfs="$bench_dir/populated.ntfs"
 if [ ! -s "$ntfs" ]; then
@@ -40,14 +31,6 @@ if [ ! -s "$ntfs" ]; then
   mv "$ntfs.tmp" "$ntfs"
 fi
 
-reps=${REPS:-3}
-secs() { /usr/bin/time -f '%e' -o "$bench_dir/time.txt" "$@" >/dev/null 2>&1 || return 1; tail -n 1 "$bench_dir/time.txt"; }
-timed() {
-  local all="" one i
-  for ((i = 0; i < reps; i++)); do one=$(secs "$@") || return 1; all+="$one"$'\n'; done
-  printf '%s' "$all" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a / b; else print "inf" }'; }
 cat "$corpus" "$ntfs" > /dev/null
 
 echo "## File-system benchmark"
@@ -58,8 +41,8 @@ echo "| volume | fls lines | vestige bodyfile s | fls -r -m / s | fls time ÷ ve
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 run() { # NAME IMAGE OFFSET_SECTORS VOLUME
   local name=$1 img=$2 off=$3 vol=$4 v p
-  v=$(timed "$vestige" bodyfile "$img" --volume "$vol")
-  p=$(timed fls -r -m / -o "$off" "$img")
+  v=$(timed : "$vestige" bodyfile "$img" --volume "$vol")
+  p=$(timed : fls -r -m / -o "$off" "$img")
   "$vestige" bodyfile "$img" --volume "$vol" 2>/dev/null | sort > "$bench_dir/ours.body"
   fls -r -m / -o "$off" "$img" | sort > "$bench_dir/tsk.body"
   local n same same_uid only_t only_v
