@@ -9,7 +9,7 @@
 //! (zero-filled in the image) go into its error2 section, as ewfacquire records them.
 
 use std::path::{Path, PathBuf};
-use vestige_evidence::manifest::{ByteRange, SourceIdentity};
+use vestige_evidence::manifest::{ByteRange, CaseRef, SourceIdentity};
 use vestige_formats::ewf_write::{EwfMetadata, EwfOptions, EwfWriter};
 use vestige_formats::stream::{default_threads, for_each_block, BLOCK_BYTES};
 use vestige_formats::FormatError;
@@ -49,37 +49,72 @@ pub fn write_from_image(
     let first = item_dir.join(E01_FILE);
     let result = write(&first, image, req);
     if result.is_err() {
-        remove_segments(&first);
+        vestige_formats::ewf_write::remove_segment_set(&first);
     }
     result
+}
+
+/// The E01 header of an acquisition: case number, examiner and notes from the case, the
+/// item as evidence number, the source's vendor, model, path and serial, and when it
+/// started (RFC 3339; the epoch if unparsable, the manifest keeping the real string).
+#[must_use]
+pub fn ewf_metadata(
+    case: &CaseRef,
+    source: &SourceIdentity,
+    started_utc: &str,
+    tool_version: &str,
+) -> EwfMetadata {
+    let model = [source.vendor.as_deref(), source.model.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+    EwfMetadata {
+        case_number: case.case_id.clone(),
+        evidence_number: case.item.clone(),
+        description: format!("{model} {}", source.path).trim().to_string(),
+        examiner_name: case.examiner.clone(),
+        notes: case.notes.clone().unwrap_or_default(),
+        acquisition_date_unix: time::OffsetDateTime::parse(
+            started_utc,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .map_or(0, time::OffsetDateTime::unix_timestamp),
+        system_date_unix: time::OffsetDateTime::now_utc().unix_timestamp(),
+        acquiry_software: "vestige".to_string(),
+        acquiry_software_version: tool_version.to_string(),
+        acquiry_os: std::env::consts::OS.to_string(),
+        model,
+        serial_number: source.serial.clone().unwrap_or_default(),
+    }
+}
+
+/// Records the zero-filled byte ranges of an image as unreadable sectors (error2), each
+/// widened to whole sectors of `sector_bytes`.
+///
+/// # Errors
+/// A range the writer refuses (outside the media, past EWF1's 32-bit sector numbers).
+pub fn mark_unreadable(
+    writer: &mut EwfWriter,
+    ranges: &[ByteRange],
+    sector_bytes: u32,
+) -> Result<(), FormatError> {
+    let sector = u64::from(sector_bytes.max(1));
+    for r in ranges {
+        let start = r.offset_bytes / sector;
+        let end = r
+            .offset_bytes
+            .saturating_add(r.length_bytes)
+            .div_ceil(sector);
+        writer.mark_unreadable(start, end.saturating_sub(start))?;
+    }
+    Ok(())
 }
 
 fn write(first: &Path, image: &Path, req: &E01Request<'_>) -> Result<Vec<PathBuf>, String> {
     let reader = vestige_formats::container::Container::open(image).map_err(|e| e.to_string())?;
     let size = vestige_formats::ReadAt::size(&reader);
-    let model = [req.source.vendor.as_deref(), req.source.model.as_deref()]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(" ");
-    let unix = |s: &str| {
-        time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-            .map_or(0, time::OffsetDateTime::unix_timestamp)
-    };
-    let meta = EwfMetadata {
-        case_number: req.case.case_id.clone(),
-        evidence_number: req.case.item.clone(),
-        description: format!("{model} {}", req.source.path).trim().to_string(),
-        examiner_name: req.case.examiner.clone(),
-        notes: req.case.notes.clone().unwrap_or_default(),
-        acquisition_date_unix: unix(req.started_utc),
-        system_date_unix: time::OffsetDateTime::now_utc().unix_timestamp(),
-        acquiry_software: "vestige".to_string(),
-        acquiry_software_version: req.tool_version.to_string(),
-        acquiry_os: std::env::consts::OS.to_string(),
-        model,
-        serial_number: req.source.serial.clone().unwrap_or_default(),
-    };
+    let meta = ewf_metadata(req.case, req.source, req.started_utc, req.tool_version);
     let sector_bytes = req.source.logical_sector_size.unwrap_or(512);
     let options = EwfOptions {
         bytes_per_sector: if matches!(sector_bytes, 512 | 1024 | 2048 | 4096) {
@@ -90,17 +125,8 @@ fn write(first: &Path, image: &Path, req: &E01Request<'_>) -> Result<Vec<PathBuf
         ..EwfOptions::default()
     };
     let mut writer = EwfWriter::create(first, size, &meta, &options).map_err(|e| e.to_string())?;
-    let sector = u64::from(options.bytes_per_sector);
-    for r in req.unreadable {
-        let start = r.offset_bytes / sector;
-        let end = r
-            .offset_bytes
-            .saturating_add(r.length_bytes)
-            .div_ceil(sector);
-        writer
-            .mark_unreadable(start, end.saturating_sub(start))
-            .map_err(|e| e.to_string())?;
-    }
+    mark_unreadable(&mut writer, req.unreadable, options.bytes_per_sector)
+        .map_err(|e| e.to_string())?;
     for_each_block(&reader, BLOCK_BYTES, default_threads(), |_, block| {
         writer.write(&block).map_err(FormatError::into_io)
     })
@@ -117,16 +143,4 @@ fn write(first: &Path, image: &Path, req: &E01Request<'_>) -> Result<Vec<PathBuf
         }
     }
     Ok(summary.segments)
-}
-
-/// Removes `first` and the segments after it.
-fn remove_segments(first: &Path) {
-    for n in 1..=u32::MAX {
-        match vestige_formats::ewf_write::segment_path(first, n) {
-            Some(p) if p.exists() => {
-                let _ = std::fs::remove_file(&p);
-            }
-            _ => break,
-        }
-    }
 }

@@ -101,7 +101,17 @@ pub fn run(a: &E01Args) -> Result<Exit> {
     let is_item = a.input.join(SIGNATURE_FILE).is_file();
     // Every segment name the export could use must be free: a refusal half-way would
     // otherwise leave a partial set.
-    if let Some(size) = input_size(&a.input, is_item)? {
+    // An image is opened once, here; an item's manifest gives the size.
+    let image = if is_item {
+        None
+    } else {
+        Some(vestige_formats::open(&a.input)?)
+    };
+    let size = match &image {
+        Some(i) => Some(i.size()),
+        None => read_manifest(&a.input).ok().map(|m| m.source.size_bytes),
+    };
+    if let Some(size) = size {
         let max_segments = size / options.segment_bytes.max(1) + 2;
         for n in 1..=u32::try_from(max_segments).unwrap_or(u32::MAX).min(16_000) {
             match segment(&out, n) {
@@ -113,10 +123,9 @@ pub fn run(a: &E01Args) -> Result<Exit> {
     }
     // Set once the first segment exists: only then are segments ours to remove.
     let mut created = false;
-    let result = if is_item {
-        from_item(a, &out, &options, &mut created)
-    } else {
-        from_image(a, &out, &options, &mut created)
+    let result = match image {
+        None => from_item(a, &out, &options, &mut created),
+        Some(image) => from_image(a, &*image, &out, &options, &mut created),
     };
     match result {
         Ok(Some(summary)) => {
@@ -135,8 +144,9 @@ pub fn run(a: &E01Args) -> Result<Exit> {
             Ok(Exit::Ok)
         }
         Ok(None) | Err(_) => {
+            // All were created by this export: existing names were refused first.
             if created {
-                remove_segments(&out);
+                vestige_formats::ewf_write::remove_segment_set(&out);
             }
             if let Err(e) = result {
                 eprintln!("problem: {e:#}");
@@ -147,40 +157,12 @@ pub fn run(a: &E01Args) -> Result<Exit> {
     }
 }
 
-/// The media size, to check the segment names before writing.
-fn input_size(input: &Path, is_item: bool) -> Result<Option<u64>> {
-    if is_item {
-        return Ok(read_manifest(input).ok().map(|m| m.source.size_bytes));
-    }
-    Ok(Some(vestige_formats::open(input)?.size()))
-}
-
-/// Removes the segments of a failed export (all were created by it: existing names were
-/// refused before starting).
-fn remove_segments(first: &Path) {
-    for n in 1..=u32::MAX {
-        match segment(first, n) {
-            Some(p) if p.exists() => {
-                let _ = std::fs::remove_file(&p);
-            }
-            _ => break,
-        }
-    }
-}
-
 /// The item's manifest, read with a cap (it is evidence until its signature is checked).
 fn read_manifest(item: &Path) -> Result<Manifest> {
     let path = item.join(MANIFEST_FILE);
     let bytes = vestige_evidence::fsutil::read_capped(&path, 64 << 20)
         .with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))
-}
-
-/// RFC 3339 UTC to Unix seconds (0 if unparsable: EWF then shows the epoch, and the
-/// manifest keeps the real string).
-fn unix_seconds(rfc3339: &str) -> i64 {
-    time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
-        .map_or(0, time::OffsetDateTime::unix_timestamp)
 }
 
 fn now_unix() -> i64 {
@@ -225,37 +207,21 @@ fn from_item(
         .input
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().to_string());
-    let model = [m.source.vendor.as_deref(), m.source.model.as_deref()]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(" ");
+    // The acquisition's own header (as `acquire disk --format e01` writes it), with the
+    // examiner's overrides; the evidence number is the item's directory name.
+    let base = vestige_acquire::e01::ewf_metadata(
+        &m.case,
+        &m.source,
+        &m.times.started_utc,
+        env!("CARGO_PKG_VERSION"),
+    );
     let meta = EwfMetadata {
-        case_number: a
-            .case_number
-            .clone()
-            .unwrap_or_else(|| m.case.case_id.clone()),
-        evidence_number: a
-            .evidence_number
-            .clone()
-            .unwrap_or_else(|| item_name.clone()),
-        description: a
-            .description
-            .clone()
-            .unwrap_or_else(|| format!("{} {}", model, m.source.path).trim().to_string()),
-        examiner_name: a
-            .examiner
-            .clone()
-            .unwrap_or_else(|| m.case.examiner.clone()),
-        notes: a
-            .notes
-            .clone()
-            .or_else(|| m.case.notes.clone())
-            .unwrap_or_default(),
-        acquisition_date_unix: unix_seconds(&m.times.started_utc),
-        model,
-        serial_number: m.source.serial.clone().unwrap_or_default(),
-        ..base_metadata()
+        case_number: a.case_number.clone().unwrap_or(base.case_number.clone()),
+        evidence_number: a.evidence_number.clone().unwrap_or(item_name),
+        description: a.description.clone().unwrap_or(base.description.clone()),
+        examiner_name: a.examiner.clone().unwrap_or(base.examiner_name.clone()),
+        notes: a.notes.clone().unwrap_or(base.notes.clone()),
+        ..base
     };
     // An item stopped early holds part of the disk; an E01 would claim all of it. One
     // whose only gaps are unreadable sectors (zero-filled, in the manifest) becomes an E01
@@ -271,15 +237,11 @@ fn from_item(
     }
     let mut writer = EwfWriter::create(out, m.source.size_bytes, &meta, options)?;
     *created = true;
-    let sector = u64::from(options.bytes_per_sector);
-    for r in &acq.unreadable_ranges {
-        let first = r.offset_bytes / sector;
-        let end = r
-            .offset_bytes
-            .saturating_add(r.length_bytes)
-            .div_ceil(sector);
-        writer.mark_unreadable(first, end.saturating_sub(first))?;
-    }
+    vestige_acquire::e01::mark_unreadable(
+        &mut writer,
+        &acq.unreadable_ranges,
+        options.bytes_per_sector,
+    )?;
     let report = verify_item(
         &a.input,
         pubkey.as_ref(),
@@ -323,6 +285,7 @@ fn from_item(
 
 fn from_image(
     a: &E01Args,
+    image: &dyn vestige_formats::Image,
     out: &Path,
     options: &EwfOptions,
     created: &mut bool,
@@ -334,7 +297,6 @@ fn from_image(
             a.input.display()
         );
     }
-    let image = vestige_formats::open(&a.input)?;
     let info = image.info();
     let name = a
         .input
@@ -357,7 +319,7 @@ fn from_image(
     let mut algorithms = crate::cmd_image::algorithms_for(&info);
     algorithms.retain(|a| *a != Algorithm::Sha256);
     let (digests, read) = read_hashed(
-        &*image,
+        image,
         &algorithms,
         threads(a.threads),
         "exporting",

@@ -90,6 +90,19 @@ pub fn segment_path(first: &Path, number: u32) -> Option<PathBuf> {
     Some(first.with_extension(segment_extension(letter, number)?))
 }
 
+/// Removes `first` (`….E01`) and the segments that follow it, stopping at the first name
+/// that does not exist: what a failed write leaves. Only for sets this process created.
+pub fn remove_segment_set(first: &Path) {
+    for n in 1..=u32::MAX {
+        match segment_path(first, n) {
+            Some(p) if p.exists() => {
+                let _ = std::fs::remove_file(&p);
+            }
+            _ => break,
+        }
+    }
+}
+
 /// Case metadata written into the `header2` and `header` sections (what `ewfinfo` shows
 /// under "Acquiry information").
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -57,23 +57,6 @@ pub(crate) fn open_boxed(path: &Path, _chain: &[PathBuf]) -> Result<Box<dyn Imag
     Ok(Box::new(Vdi::open(path)?))
 }
 
-/// A VDI UUID (little-endian first three fields, as VirtualBox prints them).
-fn uuid_text(b: &[u8]) -> String {
-    let g = |r: std::ops::Range<usize>| b.get(r).unwrap_or_default().to_vec();
-    let rev = |mut v: Vec<u8>| {
-        v.reverse();
-        hex::encode(v)
-    };
-    format!(
-        "{}-{}-{}-{}-{}",
-        rev(g(0..4)),
-        rev(g(4..6)),
-        rev(g(6..8)),
-        hex::encode(g(8..10)),
-        hex::encode(g(10..16))
-    )
-}
-
 /// An opened VDI.
 pub struct Vdi {
     path: PathBuf,
@@ -183,7 +166,7 @@ impl Vdi {
                         } else {
                             "undo"
                         },
-                        uuid_text(h.get(0x1b8..0x1c8).unwrap_or_default())
+                        crate::bytes::guid_text(h.get(0x1b8..0x1c8).unwrap_or_default())
                     ),
                 })
             }
@@ -275,7 +258,7 @@ impl Vdi {
         let bmap: Vec<u32> = raw.chunks_exact(4).map(|c| u32_at(c, 0)).collect();
         let mut notes = vec![
             format!("block size {block_size} bytes, {blocks_in_image} blocks, {blocks_allocated} allocated"),
-            format!("image uuid {}", uuid_text(h.get(0x188..0x198).unwrap_or_default())),
+            format!("image uuid {}", crate::bytes::guid_text(h.get(0x188..0x198).unwrap_or_default())),
         ];
         let text: String = h
             .get(..64)

@@ -192,11 +192,6 @@ fn guid_at(b: &[u8], at: usize) -> [u8; 16] {
         .unwrap_or([0; 16])
 }
 
-/// A GUID in its registry form, `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (lowercase).
-fn guid_string(g: &[u8; 16]) -> String {
-    crate::bytes::guid_text(g)
-}
-
 fn usize_of(v: u64) -> usize {
     usize::try_from(v).unwrap_or(usize::MAX)
 }
@@ -555,7 +550,7 @@ fn replay_log(
     file_len: u64,
     h: &Header,
 ) -> Result<(BTreeMap<u64, LogSector>, Vec<String>), FormatError> {
-    let log_guid = guid_string(&h.log_guid);
+    let log_guid = crate::bytes::guid_text(&h.log_guid);
     let log_len = u64::from(h.log_length);
     let field = "vhdx header.log_offset";
     if log_len == 0
@@ -749,7 +744,7 @@ fn read_regions(src: &Source) -> Result<(Region, Region), FormatError> {
                     file: src.path.clone(),
                     what: format!(
                         "required region {} (region table entry at byte {entry_at})",
-                        guid_string(&id)
+                        crate::bytes::guid_text(&id)
                     ),
                 });
             }
@@ -769,7 +764,7 @@ fn read_regions(src: &Source) -> Result<(Region, Region), FormatError> {
                 format!(
                     "region {} of {length} bytes at byte {offset}: expected 1 MiB-aligned, \
                      non-empty, past the first MiB (headers) and inside the file ({} bytes)",
-                    guid_string(&id),
+                    crate::bytes::guid_text(&id),
                     src.len
                 ),
             ));
@@ -779,7 +774,7 @@ fn read_regions(src: &Source) -> Result<(Region, Region), FormatError> {
                 &src.path,
                 entry_at,
                 "vhdx region table entry.guid",
-                format!("region {} listed twice", guid_string(&id)),
+                format!("region {} listed twice", crate::bytes::guid_text(&id)),
             ));
         }
         *slot = Some(region);
@@ -869,7 +864,7 @@ fn read_metadata(src: &Source, region: Region) -> Result<Metadata, FormatError> 
                 path,
                 entry_at,
                 "vhdx metadata entry.item_id",
-                format!("item {} listed twice", guid_string(&id)),
+                format!("item {} listed twice", crate::bytes::guid_text(&id)),
             ));
         }
         seen.push(id);
@@ -887,7 +882,7 @@ fn read_metadata(src: &Source, region: Region) -> Result<Metadata, FormatError> 
                     file: path.clone(),
                     what: format!(
                         "required metadata item {} (entry at byte {entry_at})",
-                        guid_string(&id)
+                        crate::bytes::guid_text(&id)
                     ),
                 });
             }
@@ -904,7 +899,7 @@ fn read_metadata(src: &Source, region: Region) -> Result<Metadata, FormatError> 
                 format!(
                     "item {} of {item_len} bytes at offset {item_offset}: expected past the \
                      64 KiB table, inside the {}-byte region, at most {MAX_ITEM_BYTES} bytes",
-                    guid_string(&id),
+                    crate::bytes::guid_text(&id),
                     region.length
                 ),
             ));
@@ -1023,8 +1018,8 @@ fn parse_parent_locator(
             file: path.to_path_buf(),
             what: format!(
                 "parent locator type {} at byte {item_at} (only the VHDX locator {})",
-                guid_string(&kind),
-                guid_string(&VHDX_PARENT_LOCATOR_TYPE)
+                crate::bytes::guid_text(&kind),
+                crate::bytes::guid_text(&VHDX_PARENT_LOCATOR_TYPE)
             ),
         });
     }
@@ -1120,7 +1115,7 @@ impl Vhdx {
     /// The current header's DataWriteGuid (what a child's `parent_linkage` names).
     #[must_use]
     pub fn data_write_guid(&self) -> String {
-        guid_string(&self.header.data_write_guid)
+        crate::bytes::guid_text(&self.header.data_write_guid)
     }
 
     fn open_in_chain(path: &Path, chain: &[PathBuf]) -> Result<Self, FormatError> {
@@ -1152,8 +1147,8 @@ impl Vhdx {
             "header at byte {} (sequence {}), DataWriteGuid {}, FileWriteGuid {}",
             header.offset,
             header.sequence,
-            guid_string(&header.data_write_guid),
-            guid_string(&header.file_write_guid)
+            crate::bytes::guid_text(&header.data_write_guid),
+            crate::bytes::guid_text(&header.file_write_guid)
         )];
         let (overlay, log_notes) = if header.log_guid == [0; 16] {
             (BTreeMap::new(), Vec::new())
@@ -1202,7 +1197,7 @@ impl Vhdx {
             None
         };
         if let Some(p83) = &meta.page83 {
-            notes.push(format!("page 83 data {}", guid_string(p83)));
+            notes.push(format!("page 83 data {}", crate::bytes::guid_text(p83)));
         }
         Ok(Self {
             src,
@@ -1554,7 +1549,7 @@ fn open_parent(
         let f = File::open(found).map_err(FormatError::io(found, "open it"))?;
         let len = f.metadata().map(|m| m.len()).unwrap_or(0);
         let ph = read_active_header(found, &f, len)?;
-        let dwg = guid_string(&ph.data_write_guid);
+        let dwg = crate::bytes::guid_text(&ph.data_write_guid);
         if !linkage.is_empty() && !linkage.contains(&dwg) {
             return Err(FormatError::invalid(
                 path,

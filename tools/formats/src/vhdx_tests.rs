@@ -550,7 +550,7 @@ fn vhdx_differencing_reads_parent_and_bitmap() {
     let parent = convert(dir.path(), &raw, "parent.vhdx", &["-o", "block_size=1M"]);
     let linkage = format!(
         "{{{}}}",
-        guid_string(&current_header(&parent).data_write_guid)
+        crate::bytes::guid_text(&current_header(&parent).data_write_guid)
     )
     .to_uppercase();
     let child_path = dir.path().join("child.vhdx");

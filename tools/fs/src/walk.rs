@@ -30,6 +30,14 @@ pub struct Found {
 }
 
 impl Found {
+    /// Whether its inode says it is a directory.
+    #[must_use]
+    pub fn is_dir(&self) -> bool {
+        self.metadata
+            .as_ref()
+            .is_ok_and(|m| m.kind == FileKind::Directory)
+    }
+
     /// The entry at `path` naming `entry`, with its inode's metadata and, for a symlink,
     /// its target, read from `fs`.
     pub fn read(fs: &dyn FileSystem, path: Vec<u8>, entry: DirEntry) -> Self {
@@ -129,10 +137,7 @@ fn walk_from_seen(
         path.push(b'/');
         path.extend_from_slice(&entry.name);
         let found = Found::read(fs, path, entry);
-        let is_dir = found
-            .metadata
-            .as_ref()
-            .is_ok_and(|m| m.kind == FileKind::Directory);
+        let is_dir = found.is_dir();
         visit(&found);
         if !is_dir {
             continue;
@@ -214,10 +219,7 @@ fn walk_orphans(
             deleted: true,
         };
         let found = Found::read(fs, path, entry);
-        let is_dir = found
-            .metadata
-            .as_ref()
-            .is_ok_and(|m| m.kind == FileKind::Directory);
+        let is_dir = found.is_dir();
         visit(&found);
         // An orphan directory's contents, as TSK lists them (once: it may be named too).
         if is_dir && seen.insert(inode) {
