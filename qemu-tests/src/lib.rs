@@ -39,6 +39,7 @@ pub mod disk;
 pub mod evidence;
 pub mod files;
 pub mod qmp;
+pub mod suspect;
 pub mod uefi;
 pub mod vm;
 

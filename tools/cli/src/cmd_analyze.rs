@@ -1,5 +1,9 @@
-//! `vestige analyze pcap`: what a packet capture says — conversations, DNS queries, TLS
-//! server names, HTTP hosts — as text or JSON, with timeline events.
+//! `vestige analyze CASE`: the whole case — every item verified, every file system
+//! walked, system artifacts, logs, event histories and binaries read, findings flagged —
+//! into a report in the case (report.html, findings.json, timeline.jsonl/.csv, UCO).
+//!
+//! `vestige analyze pcap|pslist|sockstat`: one item at a time — what a packet capture
+//! says, the processes and sockets of a memory item.
 
 use crate::cmd_symbols::CapturedKernel;
 use crate::exit::Exit;
@@ -13,6 +17,34 @@ use vestige_evidence::lime::MEMORY_FILE;
 use vestige_evidence::read_at::FileReader;
 use vestige_evidence::seekable::SeekableReader;
 use vestige_evidence::verify::{verify_item, Verdict};
+
+/// `vestige analyze CASE` or `vestige analyze <subcommand>`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct AnalyzeArgs {
+    #[command(subcommand)]
+    pub command: Option<AnalyzeCommand>,
+    #[command(flatten)]
+    pub case: CaseArgs,
+}
+
+/// The whole case.
+#[derive(Debug, Args)]
+pub struct CaseArgs {
+    /// The case directory: every item is verified, analysed, and the report written into
+    /// CASE/report (or report-2 … when one exists).
+    #[arg(required = true)]
+    pub case: Option<PathBuf>,
+    /// YARA rule file run over the files the triage looks at (repeatable).
+    #[arg(long = "yara", value_name = "RULES")]
+    pub yara: Vec<PathBuf>,
+    /// Known-bad hash list: MD5/SHA-1/SHA-256 in hex, any layout (repeatable).
+    #[arg(long = "hashes", value_name = "FILE")]
+    pub hashes: Vec<PathBuf>,
+    /// Threads for verification.
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
 
 #[derive(Debug, Subcommand)]
 pub enum AnalyzeCommand {
@@ -56,12 +88,66 @@ pub struct PcapArgs {
     pub top: usize,
 }
 
-pub fn run(cmd: AnalyzeCommand) -> Result<Exit> {
-    match cmd {
-        AnalyzeCommand::Pcap(a) => pcap(&a),
-        AnalyzeCommand::Pslist(a) => pslist(&a),
-        AnalyzeCommand::Sockstat(a) => sockstat(&a),
+pub fn run(args: AnalyzeArgs) -> Result<Exit> {
+    match args.command {
+        Some(AnalyzeCommand::Pcap(a)) => pcap(&a),
+        Some(AnalyzeCommand::Pslist(a)) => pslist(&a),
+        Some(AnalyzeCommand::Sockstat(a)) => sockstat(&a),
+        None => case(&args.case),
     }
+}
+
+fn case(a: &CaseArgs) -> Result<Exit> {
+    let Some(dir) = &a.case else {
+        bail!("give a case directory or a subcommand (see --help)");
+    };
+    let opts = vestige_analyze::case::Options {
+        threads: crate::cmd_verify::threads(a.threads),
+        triage: vestige_analyze::binaries::TriageOptions {
+            yara_rules: a.yara.clone(),
+            hash_lists: a.hashes.clone(),
+        },
+    };
+    let start = std::time::Instant::now();
+    let analysis = vestige_analyze::case::analyze_case(dir, &opts, &|step: &str| {
+        eprintln!("[{:>6.1}s] {step}", start.elapsed().as_secs_f64());
+    })
+    .with_context(|| format!("analysing {}", dir.display()))?;
+    let (out, files) = vestige_analyze::output::write_report(dir, &analysis)?;
+    let r = &analysis.report;
+    for f in r.findings.iter().take(30) {
+        println!(
+            "{:<6} {:<34} {}",
+            format!("{:?}", f.severity).to_uppercase(),
+            f.rule,
+            f.title
+        );
+    }
+    if r.findings.len() > 30 {
+        println!("… {} more findings in the report", r.findings.len() - 30);
+    }
+    for p in &r.problems {
+        eprintln!("warning: {p}");
+    }
+    eprintln!(
+        "{} findings, {} timeline events, {} problems, in {:.1} s",
+        r.findings.len(),
+        analysis.events.len(),
+        r.problems.len(),
+        start.elapsed().as_secs_f64()
+    );
+    for (name, sha) in &files {
+        eprintln!("  {name}  SHA-256 {sha}");
+    }
+    println!("report: {}", out.join("report.html").display());
+    let failed = r.items.iter().any(|i| i.verification.starts_with("FAILED"));
+    Ok(if failed || !r.custody.chain_ok {
+        Exit::Failed
+    } else if r.problems.is_empty() {
+        Exit::Ok
+    } else {
+        Exit::Incomplete
+    })
 }
 
 /// Refuses an item that does not verify: analysis of unverified evidence proves nothing.

@@ -369,3 +369,67 @@ fn extract_one(
         Err(e) => problems.push(format!("{}: {e:#}", escape_name(shown))),
     }
 }
+
+#[derive(Debug, Args)]
+pub struct UsnArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// One JSON object per record (the timeline's rows) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `vestige usnjrnl IMG`: the NTFS change journal ($Extend/$UsnJrnl:$J) of every NTFS
+/// volume (or `--volume`), one line per record in stream order.
+pub fn usnjrnl(a: &UsnArgs) -> Result<Exit> {
+    let disk = vestige_formats::open(&a.target.image)?;
+    let (_, vols) = volumes(&*disk, &a.target.image)?;
+    let mut out = std::io::stdout().lock();
+    let mut seen = 0usize;
+    let mut problems = 0usize;
+    for v in &vols {
+        if a.target.volume.as_deref().is_some_and(|want| want != v.id)
+            || !vestige_fs::ntfs::probe(&*v.reader)
+        {
+            continue;
+        }
+        let name = format!("{}:{}", a.target.image.display(), v.id);
+        let ntfs = vestige_fs::ntfs::Ntfs::open(&*v.reader, &name)?;
+        seen += 1;
+        let Some((summary, got)) = vestige_analyze::usn::collect(&ntfs, &name) else {
+            eprintln!("{name}: no change journal ($Extend/$UsnJrnl absent)");
+            continue;
+        };
+        for e in &got.events {
+            if a.json {
+                serde_json::to_writer(&mut out, &vestige_analyze::timeline::row(e))?;
+                writeln!(out)?;
+            } else {
+                writeln!(
+                    out,
+                    "{}  usn {:>12}  {:<24} {}",
+                    vestige_analyze::event::utc_text(e.time),
+                    e.evidence.record.map_or("-".to_string(), |r| r.to_string()),
+                    e.fields.get("file_ref").map_or("", String::as_str),
+                    e.description
+                )?;
+            }
+        }
+        for p in &got.problems {
+            eprintln!("problem: {p}");
+        }
+        problems += got.problems.len();
+        eprintln!(
+            "{name}: {} records ($J {} bytes, {} sparse, {} skipped as damaged)",
+            summary.records, summary.stream_bytes, summary.sparse_bytes, summary.skipped_bytes
+        );
+    }
+    if seen == 0 {
+        bail!("{}: no NTFS volume", a.target.image.display());
+    }
+    Ok(if problems == 0 {
+        Exit::Ok
+    } else {
+        Exit::Incomplete
+    })
+}

@@ -14,6 +14,7 @@ mod cmd_fs;
 mod cmd_image;
 mod cmd_key;
 mod cmd_symbols;
+mod cmd_timeline;
 mod cmd_verify;
 mod cmd_volumes;
 mod exit;
@@ -43,9 +44,11 @@ enum Command {
     /// Acquire evidence into a case.
     #[command(subcommand)]
     Acquire(cmd_acquire::AcquireCommand),
-    /// Analyse evidence (today: packet captures).
-    #[command(subcommand)]
-    Analyze(cmd_analyze::AnalyzeCommand),
+    /// Analyse a whole case into a report (`vestige analyze CASE`), or one item
+    /// (`vestige analyze pcap|pslist|sockstat`).
+    Analyze(cmd_analyze::AnalyzeArgs),
+    /// Filter a case's super-timeline (CASE/report/timeline.jsonl) by time and text.
+    Timeline(cmd_timeline::TimelineArgs),
     /// Capture network traffic into a case.
     #[command(subcommand)]
     Capture(cmd_capture::CaptureCommand),
@@ -73,12 +76,16 @@ enum Command {
     /// Copy files or directories out of an image into a directory, safely, with a
     /// sidecar JSON of their metadata and hashes.
     Extract(cmd_fs::ExtractArgs),
+    /// The NTFS change journal ($UsnJrnl:$J): every record, its reasons and the path of
+    /// its parent (resolved through the MFT at analysis time).
+    Usnjrnl(cmd_fs::UsnArgs),
 }
 
 fn main() -> std::process::ExitCode {
     signals::quiet_broken_pipe();
     let filter = tracing_subscriber::EnvFilter::try_from_env("VESTIGE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        // The evtx crate logs its own progress at info: only its warnings are ours to show.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,evtx=warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -91,6 +98,7 @@ fn main() -> std::process::ExitCode {
         Command::Case(c) => cmd_case::run(c),
         Command::Acquire(c) => cmd_acquire::run(c),
         Command::Analyze(c) => cmd_analyze::run(c),
+        Command::Timeline(a) => cmd_timeline::run(&a),
         Command::Capture(c) => cmd_capture::run(c),
         Command::Collect(c) => cmd_collect::run(c),
         Command::Symbols(a) => cmd_symbols::run(&a),
@@ -102,6 +110,7 @@ fn main() -> std::process::ExitCode {
         Command::Bodyfile(a) => cmd_fs::bodyfile(&a),
         Command::Cat(a) => cmd_fs::cat(&a),
         Command::Extract(a) => cmd_fs::extract(&a),
+        Command::Usnjrnl(a) => cmd_fs::usnjrnl(&a),
     };
     match result {
         Ok(code) => code.into(),

@@ -1,5 +1,5 @@
-//! File systems read straight from the evidence, never mounted: ext2/3/4, NTFS, FAT12/16/32
-//! and exFAT. Every reader sees what The Sleuth Kit sees, deleted entries included, and
+//! File systems read straight from the evidence, never mounted: ext2/3/4, XFS, NTFS,
+//! FAT12/16/32 and exFAT. Every reader sees what The Sleuth Kit sees, deleted entries included, and
 //! serves it through one trait, [`FileSystem`], over any volume `ReadAt` (a partition of a
 //! raw disk, an E01, a qcow2, an LVM logical volume …).
 //!
@@ -24,6 +24,7 @@ pub mod ntfs;
 #[cfg(test)]
 pub(crate) mod test_support;
 pub mod walk;
+pub mod xfs;
 
 pub use error::FsError;
 pub use vestige_evidence::read_at::ReadAt;
@@ -196,7 +197,7 @@ pub struct DirEntry {
 /// What a file system is.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct FsInfo {
-    /// `ext2`, `ext3`, `ext4`, `ntfs`, `fat12`, `fat16`, `fat32`, `exfat`.
+    /// `ext2`, `ext3`, `ext4`, `xfs`, `ntfs`, `fat12`, `fat16`, `fat32`, `exfat`.
     pub kind: String,
     /// The volume label.
     pub label: Option<String>,

@@ -98,8 +98,11 @@ pub fn open_fs<'a>(vol: &'a dyn ReadAt, name: &str) -> Result<Box<dyn FileSystem
     if crate::ext4::probe(vol) {
         return Ok(Box::new(crate::ext4::Ext4::open(vol, name)?));
     }
+    if crate::xfs::probe(vol) {
+        return Ok(Box::new(crate::xfs::Xfs::open(vol, name)?));
+    }
     Err(FsError::Unsupported {
         volume: name.to_string(),
-        what: "the file system (not ext2/3/4, NTFS, FAT or exFAT)".to_string(),
+        what: "the file system (not ext2/3/4, XFS, NTFS, FAT or exFAT)".to_string(),
     })
 }

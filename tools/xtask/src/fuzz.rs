@@ -53,6 +53,11 @@ pub const TARGETS: &[(&str, usize)] = &[
     ("fs_ntfs", 64 * 1024),
     ("fs_fat", 64 * 1024),
     ("fs_exfat", 64 * 1024),
+    ("fs_xfs", 64 * 1024),
+    ("linux_config", 64 * 1024),
+    ("regf", 64 * 1024),
+    ("evtx", 128 * 1024),
+    ("logs", 64 * 1024),
 ];
 
 /// libFuzzer's memory limit per process (also its largest single allocation), MiB.

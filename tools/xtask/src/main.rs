@@ -26,7 +26,7 @@ const USAGE: &str = "usage: cargo xtask <demo|test|fuzz [SECONDS]|appliance [FLA
   qemu-test  install QEMU and run the boot tests (needs `cargo xtask appliance`)";
 
 /// Seconds each fuzz target runs inside `cargo xtask test`.
-const FUZZ_SMOKE_SECONDS: u64 = 15;
+const FUZZ_SMOKE_SECONDS: u64 = 10;
 
 /// Host tools the tests and the demo call, with the Debian package that provides each.
 pub const TOOLS: &[(&str, &str)] = &[
@@ -64,17 +64,50 @@ pub const TOOLS: &[(&str, &str)] = &[
     // and compressed files as Windows would.
     ("mkntfs", "ntfs-3g"),
     ("ntfs-3g", "ntfs-3g"),
+    // The XFS tests: images populated by mkfs.xfs -p, checked against xfs_db.
+    ("mkfs.xfs", "xfsprogs"),
+    ("xfs_db", "xfsprogs"),
+    // The analysis tests: login records by utmpdump, syslog lines by logger, journals by
+    // systemd-journal-remote and read back by journalctl, SSH keys by ssh-keygen, hives
+    // by hivex (and its Python bindings as the oracle), ELF by cc read back by nm and
+    // objdump, the report opened in headless Chromium.
+    ("utmpdump", "util-linux"),
+    ("logger", "bsdutils"),
+    ("journalctl", "systemd"),
+    (
+        "/lib/systemd/systemd-journal-remote",
+        "systemd-journal-remote",
+    ),
+    ("ssh-keygen", "openssh-client"),
+    ("openssl", "openssl"),
+    ("hivexregedit", "libwin-hivex-perl"),
+    ("hivexsh", "libhivex-bin"),
+    (
+        "/usr/lib/python3/dist-packages/hivex/__init__.py",
+        "python3-hivex",
+    ),
+    ("cc", "gcc"),
+    ("objdump", "binutils"),
+    ("chromium", "chromium"),
 ];
 
-/// Volatility 3, from PyPI into a venv under target/ (Debian's pip refuses system
-/// installs): the memory test cross-checks our images and ISF with it.
-const VOLATILITY: &str = "volatility3==2.28.2";
+/// Oracles from PyPI, into a venv under target/ (Debian's pip refuses system
+/// installs): Volatility 3 cross-checks our memory images and ISF, dissect.ntfs our
+/// change-journal parser.
+const PYPI_ORACLES: &[&str] = &["volatility3==2.28.2", "dissect.ntfs==3.16", "jsonschema"];
 
-/// Installs Volatility 3 into target/vol-venv unless it is there; returns the `vol` path.
+/// Installs the PyPI oracles into target/vol-venv unless they are there; returns the
+/// `vol` path (its python3 sits beside it).
 fn ensure_volatility() -> Result<std::path::PathBuf> {
     let venv = host::root().join("target/vol-venv");
     let vol = venv.join("bin/vol");
-    if vol.is_file() {
+    let python = venv.join("bin/python3");
+    let present = vol.is_file()
+        && std::process::Command::new(&python)
+            .args(["-c", "import volatility3, dissect.ntfs, jsonschema"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if present {
         return Ok(vol);
     }
     if !host::have("pip3")
@@ -82,15 +115,14 @@ fn ensure_volatility() -> Result<std::path::PathBuf> {
     {
         host::apt_install(&["python3-venv", "python3-pip"])?;
     }
-    run(std::process::Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&venv))?;
-    run(std::process::Command::new(venv.join("bin/pip")).args([
-        "install",
-        "--quiet",
-        VOLATILITY,
-        "jsonschema",
-    ]))?;
+    if !python.is_file() {
+        run(std::process::Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv))?;
+    }
+    run(std::process::Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet"])
+        .args(PYPI_ORACLES))?;
     Ok(vol)
 }
 
@@ -138,13 +170,14 @@ fn test() -> Result<()> {
     let appliance = appliance::build()?;
     host::step("the appliance is reproducible (second build, byte-for-byte comparison)");
     appliance::check_reproducible(&appliance)?;
-    host::step("Volatility 3 for the memory cross-check");
+    host::step("Volatility 3 and dissect.ntfs, the PyPI oracles");
     let vol = ensure_volatility()?;
     host::step("cargo test (stock tools and QEMU boots required)");
     run(cargo()
         .args(["test", "--workspace"])
         .env("VESTIGE_REQUIRE_TOOLS", "1")
         .env("VESTIGE_PYTHON", vol.with_file_name("python3"))
+        .env("VESTIGE_DISSECT_PYTHON", vol.with_file_name("python3"))
         .env("VESTIGE_VOL", vol))?;
     Ok(())
 }

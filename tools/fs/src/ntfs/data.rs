@@ -222,6 +222,33 @@ pub struct Clusters<'a> {
 }
 
 impl Clusters<'_> {
+    /// The byte ranges of the value that are stored on disk (not sparse, and before the
+    /// initialized size), adjacent runs merged, in order; `None` when the value is
+    /// compressed (its sparse runs then belong to compression units).
+    pub fn stored_ranges(&self) -> Option<Vec<(u64, u64)>> {
+        if self.unit_clusters != 0 {
+            return None;
+        }
+        let end = self.size.min(self.initialized);
+        let mut out: Vec<(u64, u64)> = Vec::new();
+        for r in self.runs.iter().filter(|r| r.lcn.is_some()) {
+            let from = r.vcn.saturating_mul(self.cluster_size).min(end);
+            let to = r
+                .vcn
+                .saturating_add(r.len)
+                .saturating_mul(self.cluster_size)
+                .min(end);
+            if from >= to {
+                continue;
+            }
+            match out.last_mut() {
+                Some(last) if last.1 == from => last.1 = to,
+                _ => out.push((from, to)),
+            }
+        }
+        Some(out)
+    }
+
     fn run_at(&self, vcn: u64) -> Option<&Run> {
         let i = self
             .runs

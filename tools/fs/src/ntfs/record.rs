@@ -16,6 +16,12 @@ pub const ATTR_VOLUME_NAME: u32 = 0x60;
 pub const ATTR_DATA: u32 = 0x80;
 /// `$INDEX_ROOT`.
 pub const ATTR_INDEX_ROOT: u32 = 0x90;
+/// `$REPARSE_POINT`.
+pub const ATTR_REPARSE_POINT: u32 = 0xC0;
+/// `IO_REPARSE_TAG_MOUNT_POINT` (a junction or volume mount point).
+pub const IO_REPARSE_TAG_MOUNT_POINT: u32 = 0xA000_0003;
+/// `IO_REPARSE_TAG_SYMLINK`.
+pub const IO_REPARSE_TAG_SYMLINK: u32 = 0xA000_000C;
 /// The end marker of a record's attributes.
 const ATTR_END: u32 = 0xFFFF_FFFF;
 /// Bytes of one fixup stride (NTFS uses 512 whatever the sector size).
@@ -311,4 +317,77 @@ pub fn file_name(v: &[u8]) -> Option<FileName> {
         namespace,
         name,
     })
+}
+
+/// A `$REPARSE_POINT` value (`REPARSE_DATA_BUFFER`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reparse {
+    /// The tag (`IO_REPARSE_TAG_*`).
+    pub tag: u32,
+    /// For symbolic links and mount points: the substitute name (what the I/O manager
+    /// follows, e.g. `\??\C:\target`).
+    pub substitute: Option<String>,
+    /// For symbolic links and mount points: the print name (what is shown to users).
+    pub print: Option<String>,
+    /// A symbolic link's `SYMLINK_FLAG_RELATIVE`.
+    pub relative: bool,
+}
+
+/// The name of a well-known reparse tag.
+pub fn reparse_tag_name(tag: u32) -> &'static str {
+    match tag {
+        IO_REPARSE_TAG_MOUNT_POINT => "MOUNT_POINT",
+        IO_REPARSE_TAG_SYMLINK => "SYMLINK",
+        0x8000_0007 => "SIS",
+        0x8000_0008 => "WIM",
+        0x8000_0009 => "CSV",
+        0x8000_000A => "DFS",
+        0x8000_0012 => "DFSR",
+        0x8000_0013 => "DEDUP",
+        0x8000_0014 => "NFS",
+        0x8000_0017 => "WOF",
+        0x8000_0018 => "WCI",
+        0x8000_001B => "APPEXECLINK",
+        0x8000_001E => "STORAGE_SYNC",
+        0x8000_0023 => "AF_UNIX",
+        0x8000_0024 => "LX_FIFO",
+        0x8000_0025 => "LX_CHR",
+        0x8000_0026 => "LX_BLK",
+        0xA000_0019 => "GLOBAL_REPARSE",
+        0xA000_001D => "LX_SYMLINK",
+        0xA000_0027 => "WCI_LINK",
+        t if t & 0xFFFF_0FFF == 0x9000_001A => "CLOUD",
+        _ => "unknown",
+    }
+}
+
+/// Parses a `REPARSE_DATA_BUFFER` (`None` when shorter than its header). The names of a
+/// symbolic link or mount point are read only where they lie inside the buffer.
+pub fn reparse(v: &[u8]) -> Option<Reparse> {
+    let tag = u32_at(v, 0)?;
+    let data_len = usize::from(u16_at(v, 4)?);
+    let data = v.get(8..8usize.checked_add(data_len)?.min(v.len()))?;
+    let mut r = Reparse {
+        tag,
+        substitute: None,
+        print: None,
+        relative: false,
+    };
+    let path_at: usize = match tag {
+        IO_REPARSE_TAG_SYMLINK => {
+            r.relative = u32_at(data, 8).is_some_and(|f| f & 1 != 0);
+            12
+        }
+        IO_REPARSE_TAG_MOUNT_POINT => 8,
+        _ => return Some(r),
+    };
+    let name = |off_at: usize| {
+        let off = usize::from(u16_at(data, off_at)?);
+        let len = usize::from(u16_at(data, off_at + 2)?);
+        let from = path_at.checked_add(off)?;
+        data.get(from..from.checked_add(len)?).map(utf16)
+    };
+    r.substitute = name(0);
+    r.print = name(4);
+    Some(r)
 }

@@ -38,6 +38,22 @@ head -c 70000 /dev/urandom > "$M/comp/random.bin"
 (head -c 20000 /dev/urandom; yes abc | head -c 50000) > "$M/comp/mixed.bin"
 ln "$M/dir1/mid.bin" "$M/hardlink.bin"
 printf 'caf\303\251 \342\202\254' > "$M/$(printf 'unicod\303\251.txt')"
+mkdir "$M/jtarget" "$M/junc"; touch "$M/slink" "$M/rlink"
+python3 - "$M" <<'PY'
+import os, struct, sys
+def buf(tag, sub, pr, flags=None):
+    s = sub.encode("utf-16-le"); p = pr.encode("utf-16-le")
+    if flags is None:
+        hdr = struct.pack("<HHHH", 0, len(s), len(s) + 2, len(p)); pb = s + b"\0\0" + p + b"\0\0"
+    else:
+        hdr = struct.pack("<HHHHI", 0, len(s), len(s), len(p), flags); pb = s + p
+    body = hdr + pb
+    return struct.pack("<IHH", tag, len(body), 0) + body
+m = sys.argv[1]
+os.setxattr(m + "/slink", "system.ntfs_reparse_data", buf(0xA000000C, "\\??\\C:\\jtarget\\t.txt", "C:\\jtarget\\t.txt", 0))
+os.setxattr(m + "/rlink", "system.ntfs_reparse_data", buf(0xA000000C, "jtarget\\t.txt", "jtarget\\t.txt", 1))
+os.setxattr(m + "/junc", "system.ntfs_reparse_data", buf(0xA0000003, "\\??\\C:\\jtarget", "C:\\jtarget"))
+PY
 echo "to be deleted" > "$M/deleted.txt"
 head -c 20000 /dev/urandom > "$M/deleted_big.bin"
 echo a > "$M/gone/inner.txt"
@@ -480,4 +496,56 @@ fn fuzz_seeds_open_and_walk() {
         assert_eq!(read_all(&*fs.open(small, None).unwrap()), b"hello\n");
         assert_eq!(fs.info().label.as_deref(), Some("SEED"));
     }
+}
+
+/// Symbolic links and junctions made with ntfs-3g's `system.ntfs_reparse_data`: TSK shows
+/// them as a file and a directory (`bodyfile_matches_fls` checks the kinds); `read_link`
+/// gives the substitute name, the notes both names.
+#[test]
+fn reparse_points() {
+    let Some(img) = image() else { return };
+    let bytes = std::fs::read(&img).unwrap();
+    let vol = bytes.as_slice();
+    let fs = Ntfs::open(&vol, "ntfs.img").unwrap();
+    for (path, kind, target, relative) in [
+        ("/slink", FileKind::Regular, r"\??\C:\jtarget\t.txt", false),
+        ("/rlink", FileKind::Regular, r"jtarget\t.txt", true),
+        ("/junc", FileKind::Directory, r"\??\C:\jtarget", false),
+    ] {
+        let n = walk::lookup(&fs, path.as_bytes()).unwrap();
+        assert_eq!(fs.read_link(n).unwrap(), target.as_bytes(), "{path}");
+        let m = fs.metadata(n).unwrap();
+        assert_eq!(m.kind, kind, "{path}");
+        let note = m
+            .notes
+            .iter()
+            .find(|n| n.starts_with("reparse point 0xa00000"))
+            .unwrap();
+        assert!(note.contains("print name"), "{note}");
+        assert_eq!(note.ends_with(", relative"), relative, "{note}");
+    }
+    let plain = walk::lookup(&fs, b"/small.txt").unwrap();
+    let e = fs.read_link(plain).unwrap_err();
+    assert_eq!(field_of(&e).0, "ntfs $REPARSE_POINT");
+}
+
+#[test]
+fn hostile_reparse_data() {
+    let mut v = 0xA000_000Cu32.to_le_bytes().to_vec();
+    v.extend_from_slice(&20u16.to_le_bytes());
+    v.extend_from_slice(&[0, 0]);
+    // Substitute name: 400 bytes at offset 0 (past the buffer); print name empty.
+    v.extend_from_slice(&[0, 0, 0x90, 0x01, 0, 0, 0, 0, 0, 0, 0, 0]);
+    let r = record::reparse(&v).unwrap();
+    assert_eq!(r.tag, record::IO_REPARSE_TAG_SYMLINK);
+    assert_eq!(r.substitute, None);
+    assert_eq!(r.print.as_deref(), Some(""));
+    assert_eq!(record::reparse(&v[..6]), None);
+    for cut in 0..v.len() {
+        let _ = record::reparse(&v[..cut]);
+    }
+    // Another tag: named, no link.
+    let r = record::reparse(&0x8000_0017u32.to_le_bytes().repeat(2)).unwrap();
+    assert_eq!(record::reparse_tag_name(r.tag), "WOF");
+    assert_eq!(r.substitute, None);
 }
