@@ -129,12 +129,36 @@ pub fn write_report(
     Ok((dir, hashes))
 }
 
-fn hash_facet(algorithm: &str, hex: &str) -> Value {
+fn hash_facet(id: String, algorithm: &str, hex: &str) -> Value {
     json!({
+        "@id": id,
         "@type": "uco-types:Hash",
-        "uco-types:hashMethod": {"@type": "uco-vocabulary:HashNameVocab", "@value": algorithm},
+        "uco-types:hashMethod": {"@type": "xsd:string", "@value": algorithm},
         "uco-types:hashValue": {"@type": "xsd:hexBinary", "@value": hex}
     })
+}
+
+/// A node id `kb:<kind>-<UUID>`, the UUID (version 5 layout) derived from the case, the
+/// kind and the name: the same case gives the same ids, and they end in a UUID as the
+/// CASE validator asks.
+fn node_id(case_id: &str, kind: &str, name: &str) -> String {
+    let h = Sha256::digest(format!("{case_id}/{kind}/{name}").as_bytes());
+    let mut b = [0u8; 16];
+    for (d, s) in b.iter_mut().zip(h.iter()) {
+        *d = *s;
+    }
+    b[6] = (b[6] & 0x0f) | 0x50;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let x = hex::encode(b);
+    let part = |a: usize, z: usize| x.get(a..z).unwrap_or_default();
+    format!(
+        "kb:{kind}-{}-{}-{}-{}-{}",
+        part(0, 8),
+        part(8, 12),
+        part(12, 16),
+        part(16, 20),
+        part(20, 32)
+    )
 }
 
 /// The case in CASE/UCO JSON-LD (ontology 1.x): the investigation, the examiner, the
@@ -145,12 +169,7 @@ fn hash_facet(algorithm: &str, hex: &str) -> Value {
 #[must_use]
 pub fn uco(a: &Analysis) -> Value {
     let r = &a.report;
-    let id = |kind: &str, name: &str| {
-        let h = hex::encode(Sha256::digest(
-            format!("{}/{kind}/{name}", r.case_id).as_bytes(),
-        ));
-        format!("kb:{kind}-{}", h.get(..32).unwrap_or(&h))
-    };
+    let id = |kind: &str, name: &str| node_id(&r.case_id, kind, name);
     let examiner = id("identity", &r.examiner);
     let tool = id("tool", "vestige");
     let mut graph = vec![
@@ -161,12 +180,18 @@ pub fn uco(a: &Analysis) -> Value {
     let mut objects = vec![json!({"@id": examiner}), json!({"@id": tool})];
     for i in &r.items {
         let item = id("item", &i.name);
-        let mut facet = json!({"@type": "uco-observable:ContentDataFacet",
+        let mut facet = json!({"@id": id("facet", &i.name), "@type": "uco-observable:ContentDataFacet",
                                "uco-observable:sizeInBytes": {"@type": "xsd:integer", "@value": i.size_bytes.to_string()}});
         let hashes: Vec<Value> = i
             .hashes
             .iter()
-            .map(|(k, v)| hash_facet(&k.replace('-', ""), v))
+            .map(|(k, v)| {
+                hash_facet(
+                    id("hash", &format!("{}/{k}", i.name)),
+                    &k.replace('-', ""),
+                    v,
+                )
+            })
             .collect();
         if let Some(o) = facet.as_object_mut() {
             o.insert("uco-observable:hash".into(), Value::Array(hashes));

@@ -116,7 +116,7 @@ h1{font-size:1.6em}h2{border-bottom:2px solid #444;margin-top:2em}\
 table{border-collapse:collapse;margin:.5em 0;font-size:.9em;max-width:100%}\
 td,th{border:1px solid #bbb;padding:.25em .5em;vertical-align:top;text-align:left;overflow-wrap:anywhere}\
 table.item td:first-child{white-space:nowrap;font-weight:bold}td.when{white-space:nowrap}\
-code{white-space:nowrap}
+code{white-space:nowrap}#findings-table td:first-child,#findings-table th{overflow-wrap:normal}\
 th{background:#eee}.sev-high{background:#f8d0d0}.sev-medium{background:#fde8c8}\
 .sev-low{background:#fff6c8}.sev-info{background:#e8f0f8}.ok{color:#070}.bad{color:#b00;font-weight:bold}\
 code,.mono{font-family:ui-monospace,monospace;font-size:.9em}\

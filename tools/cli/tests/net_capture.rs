@@ -140,6 +140,20 @@ fn loopback_capture_is_read_by_tcpdump_and_verifies() {
         conv["packets_a_to_b"].as_u64().unwrap() + conv["packets_b_to_a"].as_u64().unwrap(),
         ours as u64
     );
+    // `vestige analyze CASE` puts the capture's conversations into the case's timeline.
+    let a = out(vestige().arg("analyze").arg(&case));
+    assert_eq!(code(&a).0, 0, "{}", code(&a).1);
+    let timeline = std::fs::read_to_string(case.join("report/timeline.jsonl")).unwrap();
+    let row = timeline
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|r| {
+            r["source"] == "pcap"
+                && r["kind"] == "conversation_start"
+                && r["message"].as_str().unwrap().contains(&format!(":{port}"))
+        })
+        .unwrap_or_else(|| panic!("no pcap row for port {port}:\n{timeline}"));
+    assert_eq!(row["evidence"]["volume"], "lo-capture");
     drop(listener);
 }
 

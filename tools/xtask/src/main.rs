@@ -93,8 +93,13 @@ pub const TOOLS: &[(&str, &str)] = &[
 
 /// Oracles from PyPI, into a venv under target/ (Debian's pip refuses system
 /// installs): Volatility 3 cross-checks our memory images and ISF, dissect.ntfs our
-/// change-journal parser.
-const PYPI_ORACLES: &[&str] = &["volatility3==2.28.2", "dissect.ntfs==3.16", "jsonschema"];
+/// change-journal parser, case-utils (the CASE project's validator) our CASE/UCO export.
+const PYPI_ORACLES: &[&str] = &[
+    "volatility3==2.28.2",
+    "dissect.ntfs==3.16",
+    "case-utils==0.18.0",
+    "jsonschema",
+];
 
 /// Installs the PyPI oracles into target/vol-venv unless they are there; returns the
 /// `vol` path (its python3 sits beside it).
@@ -104,7 +109,7 @@ fn ensure_volatility() -> Result<std::path::PathBuf> {
     let python = venv.join("bin/python3");
     let present = vol.is_file()
         && std::process::Command::new(&python)
-            .args(["-c", "import volatility3, dissect.ntfs, jsonschema"])
+            .args(["-c", "import volatility3, dissect.ntfs, case_utils, jsonschema"])
             .output()
             .is_ok_and(|o| o.status.success());
     if present {
@@ -178,6 +183,7 @@ fn test() -> Result<()> {
         .env("VESTIGE_REQUIRE_TOOLS", "1")
         .env("VESTIGE_PYTHON", vol.with_file_name("python3"))
         .env("VESTIGE_DISSECT_PYTHON", vol.with_file_name("python3"))
+        .env("VESTIGE_CASE_VALIDATE", vol.with_file_name("case_validate"))
         .env("VESTIGE_VOL", vol))?;
     Ok(())
 }
