@@ -360,7 +360,9 @@ impl<'a> Ext4<'a> {
             _ => raw.size,
         };
         Ok(FileData {
-            fs: self,
+            vol: self.vol,
+            volume: &self.volume,
+            block_size: u64::from(self.sb.block_size),
             size,
             content,
         })

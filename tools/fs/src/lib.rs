@@ -20,6 +20,7 @@ pub mod fat;
 #[doc(hidden)]
 pub mod fuzz_support;
 pub mod locate;
+pub mod mapped;
 pub mod ntfs;
 #[cfg(test)]
 pub(crate) mod test_support;

@@ -109,7 +109,10 @@ fn ensure_volatility() -> Result<std::path::PathBuf> {
     let python = venv.join("bin/python3");
     let present = vol.is_file()
         && std::process::Command::new(&python)
-            .args(["-c", "import volatility3, dissect.ntfs, case_utils, jsonschema"])
+            .args([
+                "-c",
+                "import volatility3, dissect.ntfs, case_utils, jsonschema",
+            ])
             .output()
             .is_ok_and(|o| o.status.success());
     if present {

@@ -180,12 +180,15 @@ fn read_log(
     Some((data, gz))
 }
 
-fn text_log_set(
+/// A log and its rotations (`auth.log`, `auth.log.1`, `auth.log.2.gz` …): each file read
+/// and handed to `read` (with whether it was gzipped), and the set's sizes kept for the
+/// log-clearing rule.
+fn log_set(
     files: &Files<'_>,
-    zone: &Zone,
     base: &str,
     names: &[Vec<u8>],
     out: &mut Collected,
+    mut read: impl FnMut(&FileData, bool, &mut Collected),
 ) -> LogSet {
     let mut set = LogSet {
         base: base.to_string(),
@@ -202,9 +205,21 @@ fn text_log_set(
         } else {
             set.rotated.push(entry);
         }
-        read_text_log(&data, gz, base, zone, out);
+        read(&data, gz, out);
     }
     set
+}
+
+fn text_log_set(
+    files: &Files<'_>,
+    zone: &Zone,
+    base: &str,
+    names: &[Vec<u8>],
+    out: &mut Collected,
+) -> LogSet {
+    log_set(files, base, names, out, |data, gz, out| {
+        read_text_log(data, gz, base, zone, out);
+    })
 }
 
 /// The events of one syslog-format file.
@@ -332,24 +347,9 @@ fn make_event(
 }
 
 fn utmp_set(files: &Files<'_>, base: &str, names: &[Vec<u8>], out: &mut Collected) -> LogSet {
-    let mut set = LogSet {
-        base: base.to_string(),
-        current: None,
-        rotated: Vec::new(),
-    };
-    for (rot, name) in rotations(base, names) {
-        let Some((data, _gz)) = read_log(files, &name, LOG_CAP, out) else {
-            continue;
-        };
-        let entry = (data.evidence.clone(), data.metadata.size);
-        if rot == 0 {
-            set.current = Some(entry);
-        } else {
-            set.rotated.push(entry);
-        }
-        read_utmp_file(&data, base, base == "btmp", out);
-    }
-    set
+    log_set(files, base, names, out, |data, _gz, out| {
+        read_utmp_file(data, base, base == "btmp", out);
+    })
 }
 
 /// The events of one utmp-format file; `source` is `wtmp`, `btmp` or `utmp`.

@@ -247,6 +247,23 @@ impl<'a> Hive<'a> {
     }
 
     /// The payload of the allocated cell at hive offset `offset` (after its size field).
+    /// The cell at `offset`, which must begin with the two-byte signature `sig` (`nk`,
+    /// `vk`).
+    fn signed_cell(&self, offset: u32, sig: &'static str) -> Result<&'a [u8], RegfError> {
+        let c = self.cell(offset, sig)?;
+        if c.get(..2) != Some(sig.as_bytes()) {
+            return Err(cell_err(
+                sig,
+                offset,
+                format!(
+                    "signature {:02x?}, expected {sig:?}",
+                    c.get(..2).unwrap_or_default()
+                ),
+            ));
+        }
+        Ok(c)
+    }
+
     fn cell(&self, offset: u32, structure: &'static str) -> Result<&'a [u8], RegfError> {
         let start = usize::try_from(offset)
             .map_err(|_| cell_err(structure, offset, "offset out of range".into()))?;
@@ -313,17 +330,7 @@ impl<'a> Hive<'a> {
     /// # Errors
     /// The cell is not a readable `nk`.
     pub fn key_at(&self, offset: u32) -> Result<Key<'_, 'a>, RegfError> {
-        let c = self.cell(offset, "nk")?;
-        if c.get(..2) != Some(b"nk".as_slice()) {
-            return Err(cell_err(
-                "nk",
-                offset,
-                format!(
-                    "signature {:02x?}, expected \"nk\"",
-                    c.get(..2).unwrap_or_default()
-                ),
-            ));
-        }
+        let c = self.signed_cell(offset, "nk")?;
         let short = || {
             cell_err(
                 "nk",
@@ -605,17 +612,7 @@ pub struct Value<'h, 'a> {
 
 impl<'h, 'a> Hive<'a> {
     fn value_at(&'h self, offset: u32) -> Result<Value<'h, 'a>, RegfError> {
-        let c = self.cell(offset, "vk")?;
-        if c.get(..2) != Some(b"vk".as_slice()) {
-            return Err(cell_err(
-                "vk",
-                offset,
-                format!(
-                    "signature {:02x?}, expected \"vk\"",
-                    c.get(..2).unwrap_or_default()
-                ),
-            ));
-        }
+        let c = self.signed_cell(offset, "vk")?;
         let short = || {
             cell_err(
                 "vk",

@@ -8,9 +8,8 @@
 use super::bytes::{le16, le32};
 use super::inode::I_BLOCK_BYTES;
 use super::Ext4;
-use crate::{FsError, ReadAt};
+use crate::FsError;
 use std::collections::HashSet;
-use std::io;
 
 /// `eh_magic`.
 const EXTENT_MAGIC: u16 = 0xF30A;
@@ -328,98 +327,23 @@ impl Ext4<'_> {
     }
 }
 
-/// A file's content as a `ReadAt`: runs of blocks, holes and unwritten extents as zeros,
-/// ending at the file's size; or inline bytes.
-pub struct FileData<'f> {
-    pub(super) fs: &'f Ext4<'f>,
-    pub(super) size: u64,
-    pub(super) content: Content,
-}
+/// A file's content as a `ReadAt` (see [`crate::mapped`]).
+pub type FileData<'f> = crate::mapped::Mapped<'f, Run>;
 
 /// Where the bytes are.
-pub enum Content {
-    /// In the inode (inline data, fast symlinks).
-    Inline(Vec<u8>),
-    /// In blocks.
-    Runs(Vec<Run>),
-}
+pub type Content = crate::mapped::Content<Run>;
 
-impl std::fmt::Debug for FileData<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FileData")
-            .field("size", &self.size)
-            .finish()
+impl crate::mapped::BlockRun for Run {
+    fn logical(&self) -> u64 {
+        self.logical
     }
-}
-
-impl ReadAt for FileData<'_> {
-    fn read_at(&self, buf: &mut [u8], offset_bytes: u64) -> io::Result<usize> {
-        if offset_bytes >= self.size {
-            return Ok(0);
-        }
-        let want = usize::try_from(self.size - offset_bytes)
-            .unwrap_or(usize::MAX)
-            .min(buf.len());
-        let Some(out) = buf.get_mut(..want) else {
-            return Ok(0);
-        };
-        match &self.content {
-            Content::Inline(bytes) => {
-                out.fill(0);
-                let start = usize::try_from(offset_bytes).unwrap_or(usize::MAX);
-                if let Some(src) = bytes.get(start..) {
-                    let n = src.len().min(out.len());
-                    if let (Some(d), Some(s)) = (out.get_mut(..n), src.get(..n)) {
-                        d.copy_from_slice(s);
-                    }
-                }
-            }
-            Content::Runs(runs) => self.read_runs(runs, out, offset_bytes)?,
-        }
-        Ok(want)
+    fn blocks(&self) -> u64 {
+        self.len
     }
-
-    fn size(&self) -> u64 {
-        self.size
+    fn zeros(&self) -> bool {
+        self.zeros
     }
-}
-
-impl FileData<'_> {
-    fn read_runs(&self, runs: &[Run], out: &mut [u8], offset: u64) -> io::Result<()> {
-        let bs = u64::from(self.fs.sb.block_size);
-        let mut done = 0usize;
-        while done < out.len() {
-            let pos = offset + done as u64;
-            let lb = pos / bs;
-            let within = pos % bs;
-            let rest = out.len() - done;
-            let i = runs.partition_point(|r| r.logical + r.len <= lb);
-            let (n, source) = match runs.get(i) {
-                Some(r) if r.logical <= lb => {
-                    let bytes_left = (r.logical + r.len - lb) * bs - within;
-                    let n = usize::try_from(bytes_left).unwrap_or(usize::MAX).min(rest);
-                    let src = (!r.zeros).then(|| (r.physical + (lb - r.logical)) * bs + within);
-                    (n, src)
-                }
-                Some(r) => {
-                    let bytes_left = (r.logical - lb) * bs - within;
-                    (
-                        usize::try_from(bytes_left).unwrap_or(usize::MAX).min(rest),
-                        None,
-                    )
-                }
-                None => (rest, None),
-            };
-            let Some(chunk) = out.get_mut(done..done + n) else {
-                break;
-            };
-            match source {
-                Some(at) => crate::read_exact(self.fs.vol, &self.fs.volume, chunk, at)
-                    .map_err(FsError::into_io)?,
-                None => chunk.fill(0),
-            }
-            done += n;
-        }
-        Ok(())
+    fn byte_of(&self, i: u64, block_size: u64) -> u64 {
+        self.physical.saturating_add(i).saturating_mul(block_size)
     }
 }

@@ -6,9 +6,8 @@
 
 use super::be::{be16, be32, be64};
 use super::Xfs;
-use crate::{FsError, ReadAt};
+use crate::FsError;
 use std::collections::HashSet;
-use std::io;
 
 /// `BMAP` (v4 bmbt block) and `BMA3` (v5).
 const BMAP_MAGIC: u32 = 0x424D_4150;
@@ -249,101 +248,23 @@ impl Xfs<'_> {
     }
 }
 
-/// A file's content as a `ReadAt`: runs, holes and unwritten extents as zeros, ending at
-/// its size; or bytes held in the inode.
-pub struct FileData<'f> {
-    pub(super) vol: &'f dyn ReadAt,
-    pub(super) volume: &'f str,
-    pub(super) block_size: u64,
-    pub(super) size: u64,
-    pub(super) content: Content,
-}
+/// A file's content as a `ReadAt` (see [`crate::mapped`]).
+pub type FileData<'f> = crate::mapped::Mapped<'f, Run>;
 
 /// Where the bytes are.
-pub enum Content {
-    /// In the inode (local format).
-    Inline(Vec<u8>),
-    /// In blocks.
-    Runs(Vec<Run>),
-}
+pub type Content = crate::mapped::Content<Run>;
 
-impl std::fmt::Debug for FileData<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FileData")
-            .field("size", &self.size)
-            .finish_non_exhaustive()
+impl crate::mapped::BlockRun for Run {
+    fn logical(&self) -> u64 {
+        self.logical
     }
-}
-
-impl ReadAt for FileData<'_> {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        if offset >= self.size {
-            return Ok(0);
-        }
-        let want = usize::try_from(self.size - offset)
-            .unwrap_or(usize::MAX)
-            .min(buf.len());
-        let Some(out) = buf.get_mut(..want) else {
-            return Ok(0);
-        };
-        match &self.content {
-            Content::Inline(bytes) => {
-                out.fill(0);
-                let start = usize::try_from(offset).unwrap_or(usize::MAX);
-                if let Some(src) = bytes.get(start..) {
-                    let n = src.len().min(out.len());
-                    if let (Some(d), Some(s)) = (out.get_mut(..n), src.get(..n)) {
-                        d.copy_from_slice(s);
-                    }
-                }
-            }
-            Content::Runs(runs) => self.read_runs(runs, out, offset)?,
-        }
-        Ok(want)
+    fn blocks(&self) -> u64 {
+        self.len
     }
-
-    fn size(&self) -> u64 {
-        self.size
+    fn zeros(&self) -> bool {
+        self.zeros
     }
-}
-
-impl FileData<'_> {
-    fn read_runs(&self, runs: &[Run], out: &mut [u8], offset: u64) -> io::Result<()> {
-        let bs = self.block_size;
-        let mut done = 0usize;
-        while done < out.len() {
-            let pos = offset + done as u64;
-            let lb = pos / bs;
-            let within = pos % bs;
-            let rest = out.len() - done;
-            let i = runs.partition_point(|r| r.logical.saturating_add(r.len) <= lb);
-            let (n, source) = match runs.get(i) {
-                Some(r) if r.logical <= lb => {
-                    let bytes_left = (r.logical + r.len - lb) * bs - within;
-                    let n = usize::try_from(bytes_left).unwrap_or(usize::MAX).min(rest);
-                    let src = (!r.zeros).then(|| r.at + (lb - r.logical) * bs + within);
-                    (n, src)
-                }
-                Some(r) => {
-                    let bytes_left = (r.logical - lb) * bs - within;
-                    (
-                        usize::try_from(bytes_left).unwrap_or(usize::MAX).min(rest),
-                        None,
-                    )
-                }
-                None => (rest, None),
-            };
-            let Some(chunk) = out.get_mut(done..done + n) else {
-                break;
-            };
-            match source {
-                Some(at) => {
-                    crate::read_exact(self.vol, self.volume, chunk, at).map_err(FsError::into_io)?
-                }
-                None => chunk.fill(0),
-            }
-            done += n;
-        }
-        Ok(())
+    fn byte_of(&self, i: u64, block_size: u64) -> u64 {
+        self.at.saturating_add(i.saturating_mul(block_size))
     }
 }
