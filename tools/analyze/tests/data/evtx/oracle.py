@@ -5,6 +5,7 @@
 # the EventData fields the mapping uses, sorted by name.
 #   python3 -m venv /tmp/pyevtx && /tmp/pyevtx/bin/pip install python-evtx
 #   /tmp/pyevtx/bin/python oracle.py FILE.evtx > FILE.oracle
+import datetime
 import sys
 import xml.etree.ElementTree as ET
 import Evtx.Evtx as evtx
@@ -14,15 +15,32 @@ MAPPED = {4624, 4625, 4634, 4647, 4720, 4732, 4688, 1102, 4698, 7045, 104, 4104}
 FIELDS = {"TargetUserName", "SubjectUserName", "IpAddress", "LogonType", "WorkstationName",
           "Status", "SubStatus", "MemberName", "MemberSid", "TargetSid", "NewProcessName",
           "CommandLine", "ServiceName", "ImagePath", "TaskName"}
+def exact_time(record):
+    # TimeCreated/@SystemTime is the record's first FILETIME substitution. python-evtx's
+    # XML text converts it through a float (off by a few microseconds); this is the
+    # FILETIME itself, truncated to microseconds with integer arithmetic.
+    for sub in record.root().substitutions():
+        if type(sub).__name__ == "FiletimeTypeNode":
+            ft = sub.unpack_qword(0)
+            t = datetime.datetime(1601, 1, 1, tzinfo=datetime.timezone.utc)
+            return (t + datetime.timedelta(microseconds=ft // 10)).isoformat(sep=" ")
+    return None
+
+def records(log):
+    # Every chunk the file holds, also those past the header's chunk count (a dirty log:
+    # Windows had not updated the header), as the windows module reads them.
+    for chunk in log.get_file_header().chunks(include_inactive=True):
+        yield from chunk.records()
+
 with evtx.Evtx(sys.argv[1]) as log:
-    for r in log.records():
+    for r in records(log):
         root = ET.fromstring(r.xml())
         sysn = root.find(NS + "System")
         eid = int(sysn.find(NS + "EventID").text)
         if eid not in MAPPED:
             continue
         rid = sysn.find(NS + "EventRecordID").text
-        t = sysn.find(NS + "TimeCreated").get("SystemTime")
+        t = exact_time(r) or sysn.find(NS + "TimeCreated").get("SystemTime")
         data = {}
         for d in root.iter(NS + "Data"):
             n = d.get("Name")
