@@ -56,6 +56,12 @@ impl std::fmt::Debug for Triage {
 }
 
 impl Triage {
+    /// Whether the examiner gave YARA rules.
+    #[must_use]
+    pub fn has_rules(&self) -> bool {
+        self.scanner.is_some()
+    }
+
     /// Compiles the rules and loads the lists.
     ///
     /// # Errors
@@ -73,7 +79,12 @@ impl Triage {
                     anyhow::anyhow!("{}: YARA rules do not compile: {e:?}", p.display())
                 })?;
             }
-            Some(compiler.finalize())
+            let mut scanner = compiler.finalize();
+            // Every match's offset, not just whether a rule matched: raw-volume findings
+            // list where.
+            scanner
+                .set_scan_params(boreal::scanner::ScanParams::default().compute_full_matches(true));
+            Some(scanner)
         };
         let mut known_bad = HashSet::new();
         let mut lists = Vec::new();
@@ -434,6 +445,140 @@ pub fn triage(
         infos.push(info);
     }
     (infos, out)
+}
+
+/// Bytes of a volume scanned at once when YARA runs over the raw volume.
+pub const RAW_WINDOW: usize = 16 << 20;
+/// Bytes each window shares with the next: a match shorter than this that spans a window
+/// boundary is still found.
+pub const RAW_OVERLAP: usize = 1 << 20;
+/// Offsets listed per rule in a raw-volume finding.
+const RAW_OFFSETS_LISTED: usize = 10;
+
+/// The examiner's YARA rules over the whole raw volume `vol` (named `volume`): allocated
+/// files, slack and unallocated space alike, so deleted and carved-over data is searched
+/// too. The volume is read in [`RAW_WINDOW`] windows overlapping by [`RAW_OVERLAP`];
+/// rules are evaluated per window, so conditions on `filesize` or on the whole input
+/// (`#a > 100`, `uint16(0) == 0x5a4d`) mean the window, not a file. Each matching rule
+/// gives one finding with the volume offsets of its first string matches.
+pub fn yara_volume(
+    loaded: &Triage,
+    vol: &dyn vestige_fs::ReadAt,
+    volume: &str,
+    progress: &dyn Fn(&str),
+) -> Collected {
+    yara_volume_with(loaded, vol, volume, RAW_WINDOW, RAW_OVERLAP, progress)
+}
+
+/// [`yara_volume`] with windows of `window` bytes overlapping by `overlap`.
+pub fn yara_volume_with(
+    loaded: &Triage,
+    vol: &dyn vestige_fs::ReadAt,
+    volume: &str,
+    window: usize,
+    overlap: usize,
+    progress: &dyn Fn(&str),
+) -> Collected {
+    let mut out = Collected::default();
+    let Some(scanner) = loaded.scanner.as_ref() else {
+        return out;
+    };
+    let size = vol.size();
+    let mut hits: std::collections::BTreeMap<String, std::collections::BTreeSet<u64>> =
+        std::collections::BTreeMap::new();
+    let window = window.max(2);
+    let overlap = overlap.min(window / 2);
+    let mut buf = vec![0u8; window];
+    let step = (window - overlap) as u64;
+    let mut start = 0u64;
+    let mut last_report = std::time::Instant::now();
+    while start < size {
+        let len = usize::try_from(size - start)
+            .unwrap_or(usize::MAX)
+            .min(window);
+        let Some(window) = buf.get_mut(..len) else {
+            break;
+        };
+        if let Err(e) = vol.read_exact_at(window, start) {
+            out.problem(format!(
+                "{volume}: YARA over the raw volume: reading {len} bytes at offset {start}: {e}"
+            ));
+            start = start.saturating_add(step);
+            continue;
+        }
+        let scanned = std::panic::catch_unwind(|| {
+            let res = match scanner.scan_mem(window) {
+                Ok(r) => r,
+                Err((_, r)) => r,
+            };
+            res.rules
+                .iter()
+                .filter(|r| r.matched)
+                .map(|r| {
+                    let name = if r.namespace.is_empty() || r.namespace == "default" {
+                        r.name.to_string()
+                    } else {
+                        format!("{}:{}", r.namespace, r.name)
+                    };
+                    let offsets: Vec<u64> = r
+                        .matches
+                        .iter()
+                        .flat_map(|s| s.matches.iter().map(|m| (m.base + m.offset) as u64))
+                        .collect();
+                    (name, offsets)
+                })
+                .collect::<Vec<_>>()
+        });
+        match scanned {
+            Ok(rules) => {
+                for (name, offsets) in rules {
+                    let set = hits.entry(name).or_default();
+                    for o in offsets {
+                        set.insert(start + o);
+                    }
+                }
+            }
+            Err(_) => out.problem(format!(
+                "{volume}: the YARA engine failed on the window at offset {start} (panic caught)"
+            )),
+        }
+        if last_report.elapsed().as_secs() >= 10 {
+            progress(&format!(
+                "{volume}: YARA over the raw volume: {} of {size} bytes",
+                start + len as u64
+            ));
+            last_report = std::time::Instant::now();
+        }
+        if start + len as u64 >= size {
+            break;
+        }
+        start = start.saturating_add(step);
+    }
+    for (rule, offsets) in hits {
+        let listed: Vec<u64> = offsets.iter().copied().take(RAW_OFFSETS_LISTED).collect();
+        let evidence = listed
+            .iter()
+            .map(|&o| crate::event::Evidence {
+                volume: volume.to_string(),
+                offset: Some(o),
+                ..crate::event::Evidence::default()
+            })
+            .collect();
+        out.findings.push(Finding::new(
+            "yara.match_volume",
+            Severity::High,
+            format!("YARA {rule} matched the raw volume {volume}"),
+            format!(
+                "The examiner's YARA rule {rule} matches the raw bytes of {volume} (files, slack and unallocated space) at {} string position{} (YARA reports at most 1,000 per string in each window); the first at volume offset{} {}.",
+                offsets.len(),
+                if offsets.len() == 1 { "" } else { "s" },
+                if listed.len() == 1 { "" } else { "s" },
+                listed.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+            ),
+            evidence,
+        ));
+    }
+    out
 }
 
 #[cfg(test)]

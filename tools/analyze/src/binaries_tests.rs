@@ -188,3 +188,65 @@ fn bad_rules_are_refused_naming_the_file() {
     .unwrap_err();
     assert!(e.to_string().contains("bad.yar"), "{e}");
 }
+
+#[test]
+fn yara_over_the_raw_volume_finds_deleted_data_where_grep_does() {
+    if !have_tools(&["debugfs", "grep"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let marker = b"EVIL-MARKER-4f1c2b";
+    let mut secret = vec![b'.'; 70_000];
+    for at in [100, 65_530, 69_000] {
+        secret[at..at + marker.len()].copy_from_slice(marker);
+    }
+    put(&root, "home/u/secret.txt", &secret);
+    put(&root, "etc/hostname", b"web-01\n");
+    let Some(img) = ext4_of(&root, 8) else { return };
+    let path = dir.path().join("img");
+    std::fs::write(&path, &img).unwrap();
+    run(
+        "debugfs",
+        &["-w", "-R", "rm /home/u/secret.txt", path.to_str().unwrap()],
+    );
+    let img = std::fs::read(&path).unwrap();
+    // GNU grep's byte offsets of the marker in the image: the oracle.
+    let out = std::process::Command::new("grep")
+        .args(["-obUa", "EVIL-MARKER-4f1c2b"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let grep: Vec<u64> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.split(':').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(
+        grep.len(),
+        3,
+        "the deleted file's blocks still hold the markers"
+    );
+    let rules = dir.path().join("r.yar");
+    std::fs::write(
+        &rules,
+        "rule marker { strings: $a = \"EVIL-MARKER-4f1c2b\" condition: $a }\n",
+    )
+    .unwrap();
+    let loaded = Triage::load(&TriageOptions {
+        yara_rules: vec![rules],
+        hash_lists: vec![],
+    })
+    .unwrap();
+    let vol: &[u8] = &img;
+    // Small windows, so that matches fall in overlaps and across window starts.
+    for (window, overlap) in [(RAW_WINDOW, RAW_OVERLAP), (65_536, 4_096), (40_000, 1_000)] {
+        let got = yara_volume_with(&loaded, &vol, "t:001", window, overlap, &|_| {});
+        assert!(got.problems.is_empty(), "{:?}", got.problems);
+        assert_eq!(got.findings.len(), 1);
+        let f = &got.findings[0];
+        assert_eq!(f.rule, "yara.match_volume");
+        let offsets: Vec<u64> = f.evidence.iter().map(|e| e.offset.unwrap()).collect();
+        assert_eq!(offsets, grep, "window {window}");
+    }
+}

@@ -210,6 +210,12 @@ fn analyze_volume(
             serde_json::to_value(&profile).unwrap_or(Value::Null),
         ));
     }
+    if triage.has_rules() {
+        progress(&format!(
+            "{vol}: YARA over the raw volume (files, slack, unallocated)"
+        ));
+        out.absorb(crate::binaries::yara_volume(triage, reader, &vol, progress));
+    }
     if !candidates.is_empty() {
         progress(&format!(
             "{vol}: binary triage of {} files",

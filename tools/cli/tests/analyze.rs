@@ -112,9 +112,35 @@ fn every_planted_trace_is_found_with_its_time_and_evidence() {
         assert_eq!(last["hashes"][f], sha256_file(&report.join(f)), "{f}");
     }
     ok(vestige().arg("verify").arg(&case));
-    // A second analysis never replaces the first report.
-    ok(vestige().arg("analyze").arg(&case));
+    // A second analysis never replaces the first report. This one runs the examiner's
+    // YARA rule over the raw volumes too: it finds the deleted archive's bytes, which no
+    // file names any more, at the offsets of its records.
+    let rules = dir.path().join("exfil.yar");
+    std::fs::write(
+        &rules,
+        "rule exfil_csv { strings: $h = \"customer,card,expiry\" condition: $h }\n",
+    )
+    .unwrap();
+    ok(vestige()
+        .arg("analyze")
+        .arg(&case)
+        .arg("--yara")
+        .arg(&rules));
     assert!(case.join("report-2/report.html").is_file());
+    let second: Vec<Value> =
+        serde_json::from_slice(&std::fs::read(case.join("report-2/findings.json")).unwrap())
+            .unwrap();
+    let raw = second
+        .iter()
+        .find(|f| f["rule"] == "yara.match_volume")
+        .unwrap_or_else(|| panic!("no raw-volume YARA finding: {second:#?}"));
+    assert_eq!(raw["evidence"][0]["volume"], "suspect:004");
+    // Each offset is true: the disk holds the string there (partition 004 starts at 1 MiB).
+    let disk_bytes = std::fs::read(&disk).unwrap();
+    for e in raw["evidence"].as_array().unwrap() {
+        let at = 1_048_576 + usize::try_from(e["offset"].as_u64().unwrap()).unwrap();
+        assert_eq!(&disk_bytes[at..at + 20], b"customer,card,expiry");
+    }
     assert_eq!(
         last["hashes"]["report.html"],
         sha256_file(&report.join("report.html"))

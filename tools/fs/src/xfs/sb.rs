@@ -183,7 +183,10 @@ impl Superblock {
             }
         }
         let bs = self.block_size;
-        if !(512..=65536).contains(&bs) || !bs.is_power_of_two() || 1u32 << self.blocklog != bs {
+        if !(512..=65536).contains(&bs)
+            || !bs.is_power_of_two()
+            || 1u32.checked_shl(u32::from(self.blocklog)) != Some(bs)
+        {
             return Err(bad(
                 volume,
                 4,

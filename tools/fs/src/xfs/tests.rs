@@ -597,3 +597,19 @@ fn xfs_bodyfile_timing() {
     );
     assert!(problems.is_empty());
 }
+
+/// Found by the fuzz smoke run: a superblock whose block log is 32 or more made the
+/// check `1 << blocklog` overflow (a panic in debug builds). It must be an error.
+#[test]
+fn xfs_huge_block_log_is_an_error() {
+    let data = include_bytes!("../../tests/data/xfs-blocklog-shift.bin");
+    let vol: &dyn ReadAt = &data.as_slice();
+    assert!(Xfs::open(vol, "fuzz").is_err());
+    let mut bytes = data.to_vec();
+    for log in [32u8, 40, 255] {
+        // sb_blocklog is byte 120.
+        bytes[120] = log;
+        let vol: &dyn ReadAt = &bytes.as_slice();
+        assert!(Xfs::open(vol, "fuzz").is_err());
+    }
+}
