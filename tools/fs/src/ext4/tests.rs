@@ -237,6 +237,21 @@ fn compare_with_tsk(img: &Path) -> usize {
             !(f[1].starts_with("/big/") && f[1].contains(" (deleted"))
         })
         .collect();
+    // …but the names really deleted from /big (by make_image) must be ours and TSK's.
+    let has_big = ours.iter().any(|l| l.contains("|/big/"));
+    for name in ["/big/f77 (deleted", "/big/f1500 (deleted"]
+        .into_iter()
+        .filter(|_| has_big)
+    {
+        for set in [&ours, &theirs] {
+            assert!(
+                set.iter()
+                    .any(|l| l.split('|').nth(1).is_some_and(|p| p.starts_with(name))),
+                "{}: {name}) not listed",
+                img.display()
+            );
+        }
+    }
     let extra: Vec<_> = ours.difference(&theirs).collect();
     assert!(
         missing.is_empty() && extra.is_empty(),
