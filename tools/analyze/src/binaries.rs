@@ -293,6 +293,16 @@ fn headers(b: &[u8]) -> (String, Vec<String>, Vec<String>) {
     (format, notable, hints)
 }
 
+/// A rule's name as examiners write it: `rule`, or `namespace:rule` outside the default
+/// namespace.
+fn rule_name(r: &boreal::scanner::EvaluatedRule<'_>) -> String {
+    if r.namespace.is_empty() || r.namespace == "default" {
+        r.name.to_string()
+    } else {
+        format!("{}:{}", r.namespace, r.name)
+    }
+}
+
 /// Names of the YARA rules matching `b`.
 fn yara(scanner: &boreal::Scanner, b: &[u8]) -> Vec<String> {
     let res = match scanner.scan_mem(b) {
@@ -302,13 +312,7 @@ fn yara(scanner: &boreal::Scanner, b: &[u8]) -> Vec<String> {
     res.rules
         .iter()
         .filter(|r| r.matched)
-        .map(|r| {
-            if r.namespace.is_empty() || r.namespace == "default" {
-                r.name.to_string()
-            } else {
-                format!("{}:{}", r.namespace, r.name)
-            }
-        })
+        .map(rule_name)
         .collect()
 }
 
@@ -515,11 +519,7 @@ pub fn yara_volume_with(
                 .iter()
                 .filter(|r| r.matched)
                 .map(|r| {
-                    let name = if r.namespace.is_empty() || r.namespace == "default" {
-                        r.name.to_string()
-                    } else {
-                        format!("{}:{}", r.namespace, r.name)
-                    };
+                    let name = rule_name(r);
                     let offsets: Vec<u64> = r
                         .matches
                         .iter()
