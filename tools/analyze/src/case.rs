@@ -159,8 +159,11 @@ fn summarize_item(name: &str, m: Option<&Manifest>, v: &ItemReport) -> ItemSumma
 }
 
 /// Runs every collector on one file system; returns its profile sections.
+/// `ntfs` is the same file system as `files`' when it is NTFS (its change journal is
+/// read too); `reader` is the raw volume (for YARA).
 fn analyze_volume(
     reader: &dyn vestige_fs::ReadAt,
+    ntfs: Option<&vestige_fs::ntfs::Ntfs<'_>>,
     files: &Files<'_>,
     triage: &crate::binaries::Triage,
     out: &mut Collected,
@@ -175,16 +178,14 @@ fn analyze_volume(
         format!("{vol}: {} file system", summary.kind),
         serde_json::to_value(&summary).unwrap_or(Value::Null),
     ));
-    if vestige_fs::ntfs::probe(reader) {
-        if let Ok(ntfs) = vestige_fs::ntfs::Ntfs::open(reader, &vol) {
-            progress(&format!("{vol}: NTFS change journal"));
-            if let Some((usn, got)) = crate::usn::collect(&ntfs, &vol) {
-                out.absorb(got);
-                profiles.push((
-                    format!("{vol}: NTFS change journal ($UsnJrnl:$J)"),
-                    serde_json::to_value(&usn).unwrap_or(Value::Null),
-                ));
-            }
+    if let Some(ntfs) = ntfs {
+        progress(&format!("{vol}: NTFS change journal"));
+        if let Some((usn, got)) = crate::usn::collect(ntfs, &vol) {
+            out.absorb(got);
+            profiles.push((
+                format!("{vol}: NTFS change journal ($UsnJrnl:$J)"),
+                serde_json::to_value(&usn).unwrap_or(Value::Null),
+            ));
         }
     }
     if crate::linux::is_linux_root(files) {
@@ -262,10 +263,31 @@ fn analyze_disk(
     ));
     for v in &vols {
         let label = format!("{name}:{}", v.id);
+        // NTFS is opened as itself (not through `open_fs`, which would hide it behind the
+        // trait) so that one open serves both the file system and its change journal.
+        if vestige_fs::ntfs::probe(&*v.reader) {
+            match vestige_fs::ntfs::Ntfs::open(&*v.reader, &label) {
+                Ok(ntfs) => {
+                    let files = Files::new(&ntfs, &label);
+                    profiles.extend(analyze_volume(
+                        &*v.reader,
+                        Some(&ntfs),
+                        &files,
+                        triage,
+                        out,
+                        progress,
+                    ));
+                }
+                Err(e) => out.problem(format!("{label} ({}): {e}", v.description)),
+            }
+            continue;
+        }
         match open_fs(&*v.reader, &label) {
             Ok(fs) => {
                 let files = Files::new(&*fs, &label);
-                profiles.extend(analyze_volume(&*v.reader, &files, triage, out, progress));
+                profiles.extend(analyze_volume(
+                    &*v.reader, None, &files, triage, out, progress,
+                ));
             }
             Err(vestige_fs::FsError::Unsupported { what, .. }) => {
                 out.problem(format!(
@@ -413,12 +435,8 @@ pub fn sort_findings(f: &mut [Finding]) {
 
 /// `vestige 0.1.0 (binary SHA-256 …)`.
 fn tool_line() -> String {
-    let sha = std::fs::read("/proc/self/exe")
-        .map(|b| {
-            use sha2::Digest;
-            hex::encode(sha2::Sha256::digest(&b))
-        })
-        .unwrap_or_else(|_| "unknown".to_string());
+    let sha = vestige_evidence::fsutil::sha256_file(Path::new("/proc/self/exe"))
+        .map_or_else(|_| "unknown".to_string(), |(h, _)| h);
     format!(
         "vestige {} (binary SHA-256 {sha})",
         env!("CARGO_PKG_VERSION")

@@ -87,6 +87,48 @@ pub fn csv_cell(s: &str) -> String {
     }
 }
 
+/// One CSV line (no newline) of a row as [`row`] makes it, the columns of [`CSV_HEADER`]:
+/// `timeline.csv` and `vestige timeline --csv` write the same line for the same row.
+#[must_use]
+pub fn csv_line(row: &Value) -> String {
+    let s = |p: &str| match row.pointer(p) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(x) => x.to_string(),
+    };
+    let fields = row
+        .get("fields")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .unwrap_or_default();
+    let cells = [
+        s("/datetime"),
+        s("/timestamp"),
+        s("/timestamp_desc"),
+        s("/message"),
+        s("/source"),
+        s("/kind"),
+        s("/evidence/volume"),
+        s("/evidence/path"),
+        s("/evidence/inode"),
+        s("/evidence/offset"),
+        s("/evidence/line"),
+        s("/evidence/record"),
+        fields,
+        s("/time_note"),
+    ];
+    cells
+        .iter()
+        .map(|c| csv_cell(c))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Writes the header and one line per event.
 ///
 /// # Errors
@@ -94,32 +136,7 @@ pub fn csv_cell(s: &str) -> String {
 pub fn write_csv(events: &[Event], w: &mut dyn Write) -> io::Result<()> {
     writeln!(w, "{CSV_HEADER}")?;
     for e in events {
-        let ev = &e.evidence;
-        let opt = |v: Option<u64>| v.map(|x| x.to_string()).unwrap_or_default();
-        let fields = e
-            .fields
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ");
-        let cells = [
-            utc_text(e.time),
-            micros(e).to_string(),
-            e.kind.clone(),
-            e.description.clone(),
-            e.source.clone(),
-            e.kind.clone(),
-            ev.volume.clone(),
-            ev.path.clone().unwrap_or_default(),
-            opt(ev.inode),
-            opt(ev.offset),
-            opt(ev.line),
-            opt(ev.record),
-            fields,
-            e.time_note.clone().unwrap_or_default(),
-        ];
-        let line: Vec<String> = cells.iter().map(|c| csv_cell(c)).collect();
-        writeln!(w, "{}", line.join(","))?;
+        writeln!(w, "{}", csv_line(&row(e)))?;
     }
     Ok(())
 }

@@ -7,7 +7,7 @@ use clap::Args;
 use serde_json::Value;
 use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
-use vestige_analyze::timeline::{csv_cell, filter_jsonl, Filter, CSV_HEADER};
+use vestige_analyze::timeline::{csv_line, filter_jsonl, Filter, CSV_HEADER};
 
 #[derive(Debug, Args)]
 pub struct TimelineArgs {
@@ -125,34 +125,7 @@ pub fn run(a: &TimelineArgs) -> Result<Exit> {
             serde_json::to_writer(&mut out, v)?;
             writeln!(out)
         } else if a.csv {
-            let fields = v
-                .get("fields")
-                .and_then(Value::as_object)
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, x)| format!("{k}={}", x.as_str().unwrap_or_default()))
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                })
-                .unwrap_or_default();
-            let cells = [
-                s(v, "/datetime"),
-                s(v, "/timestamp"),
-                s(v, "/timestamp_desc"),
-                s(v, "/message"),
-                s(v, "/source"),
-                s(v, "/kind"),
-                s(v, "/evidence/volume"),
-                s(v, "/evidence/path"),
-                s(v, "/evidence/inode"),
-                s(v, "/evidence/offset"),
-                s(v, "/evidence/line"),
-                s(v, "/evidence/record"),
-                fields,
-                s(v, "/time_note"),
-            ];
-            let line: Vec<String> = cells.iter().map(|c| csv_cell(c)).collect();
-            writeln!(out, "{}", line.join(","))
+            writeln!(out, "{}", csv_line(v))
         } else {
             let mut loc = s(v, "/evidence/path");
             if let Some(l) = v.pointer("/evidence/line") {
