@@ -537,7 +537,7 @@ impl Run<'_> {
         let reader_console = Arc::clone(&shared);
         let console_reader = thread::spawn(move || -> Result<(), HarnessError> {
             // However the reader ends, waiters learn that no more lines come.
-            let _close = CloseOnDrop(&reader_console);
+            let _close = CloseOnDrop(&reader_console, start);
             let Some(out) = stdout else {
                 return Ok(());
             };
@@ -652,8 +652,75 @@ struct SharedConsole {
 #[derive(Debug, Default)]
 struct ConsoleState {
     lines: Vec<ConsoleLine>,
+    /// The start of a userspace line that a kernel message cut in two (see
+    /// [`ConsoleState::push_raw`]): it is joined to the line's rest when that arrives.
+    cut: Option<String>,
     /// QEMU's stdout has closed: no more lines.
     closed: bool,
+}
+
+impl ConsoleState {
+    /// Adds one raw console line, taking kernel messages out of userspace lines.
+    ///
+    /// The kernel writes a message to the serial console in one piece, under the port
+    /// lock, while a process's tty output goes out in chunks: a kernel message can land in
+    /// the middle of a userspace line, as in
+    /// `vesti[    6.858747] EXT4-fs warning …` followed by `ge-init: power off`. The
+    /// kernel message becomes its own line and the userspace line is made whole again, so
+    /// a search for "vestige-init: power off" finds it. Kernel messages are recognised by
+    /// printk's time stamp (`[` seconds `.` six digits `]`); the appliance's own stamp has
+    /// three digits. The console log file keeps the raw bytes.
+    fn push_raw(&mut self, at: Duration, text: String) {
+        if let Some(p) = kernel_stamp_in(&text).filter(|&p| p > 0) {
+            self.cut
+                .get_or_insert_with(String::new)
+                .push_str(&text[..p]);
+            self.lines.push(ConsoleLine {
+                at,
+                text: text[p..].to_string(),
+            });
+        } else if kernel_stamp_in(&text) == Some(0) || self.cut.is_none() {
+            self.lines.push(ConsoleLine { at, text });
+        } else {
+            let mut whole = self.cut.take().unwrap_or_default();
+            whole.push_str(&text);
+            self.lines.push(ConsoleLine { at, text: whole });
+        }
+    }
+
+    /// Ends the console: a cut line whose rest never came is kept as it is.
+    fn close(&mut self, at: Duration) {
+        if let Some(text) = self.cut.take() {
+            self.lines.push(ConsoleLine { at, text });
+        }
+        self.closed = true;
+    }
+}
+
+/// Where the first printk time stamp (`[`, spaces, digits, `.`, six digits, `]`) in `text`
+/// starts.
+fn kernel_stamp_in(text: &str) -> Option<usize> {
+    let b = text.as_bytes();
+    (0..b.len()).find(|&i| {
+        if b[i] != b'[' {
+            return false;
+        }
+        let mut j = i + 1;
+        while b.get(j) == Some(&b' ') {
+            j += 1;
+        }
+        let int = j;
+        while b.get(j).is_some_and(u8::is_ascii_digit) {
+            j += 1;
+        }
+        if j == int || b.get(j) != Some(&b'.') {
+            return false;
+        }
+        let frac = j + 1;
+        b.get(frac..frac + 6)
+            .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
+            && b.get(frac + 6) == Some(&b']')
+    })
 }
 
 impl SharedConsole {
@@ -665,22 +732,22 @@ impl SharedConsole {
     }
 
     fn push(&self, line: ConsoleLine) {
-        self.lock().lines.push(line);
+        self.lock().push_raw(line.at, line.text);
         self.changed.notify_all();
     }
 
-    fn close(&self) {
-        self.lock().closed = true;
+    fn close(&self, at: Duration) {
+        self.lock().close(at);
         self.changed.notify_all();
     }
 }
 
 /// Closes the shared console when the reader thread ends, even by an error.
-struct CloseOnDrop<'a>(&'a SharedConsole);
+struct CloseOnDrop<'a>(&'a SharedConsole, Instant);
 
 impl Drop for CloseOnDrop<'_> {
     fn drop(&mut self) {
-        self.0.close();
+        self.0.close(self.1.elapsed());
     }
 }
 
@@ -808,6 +875,52 @@ fn qemu_escape(path: &Path) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    fn texts(raw: &[&str]) -> Vec<String> {
+        let mut state = ConsoleState::default();
+        for (i, t) in raw.iter().enumerate() {
+            state.push_raw(Duration::from_millis(i as u64), (*t).to_string());
+        }
+        state.close(Duration::from_secs(9));
+        state.lines.into_iter().map(|l| l.text).collect()
+    }
+
+    /// The console of a CI run, where an ext4 warning landed inside init's last line.
+    #[test]
+    fn a_kernel_message_inside_a_userspace_line_is_taken_out() {
+        let got = texts(&[
+            "[   4.642] vestige-init: acquired: none; incomplete: none; failed: vdb",
+            "[   4.643] vesti[    6.858747] EXT4-fs warning (device vda1): I/O error 10)",
+            "[    6.858800] Aborting journal on device vda1-8.",
+            "ge-init: power off",
+            "[    6.884312] reboot: Power down",
+        ]);
+        assert_eq!(
+            got,
+            [
+                "[   4.642] vestige-init: acquired: none; incomplete: none; failed: vdb",
+                "[    6.858747] EXT4-fs warning (device vda1): I/O error 10)",
+                "[    6.858800] Aborting journal on device vda1-8.",
+                "[   4.643] vestige-init: power off",
+                "[    6.884312] reboot: Power down",
+            ]
+        );
+    }
+
+    #[test]
+    fn plain_lines_and_look_alike_stamps_are_left_alone() {
+        let raw = [
+            "[    0.000000] Linux version 6.1.0",
+            "[   1.951] vestige-init: ready",
+            "a [1.5] bracket, [ 12.34567] five digits, [x.123456] no digits",
+        ];
+        assert_eq!(texts(&raw), raw);
+        // A cut line whose rest never came is kept.
+        assert_eq!(
+            texts(&["[   4.643] vesti[    6.858747] EXT4-fs warning"]),
+            ["[    6.858747] EXT4-fs warning", "[   4.643] vesti"]
+        );
+    }
 
     #[test]
     fn command_attaches_nvme_and_virtio_scsi_and_opens_qmp() {

@@ -182,7 +182,7 @@ fn test() -> Result<()> {
     let vol = ensure_volatility()?;
     host::step("cargo test (stock tools and QEMU boots required)");
     run(cargo()
-        .args(["test", "--workspace"])
+        .args(["test", "--workspace", "--no-fail-fast"])
         .env("VESTIGE_REQUIRE_TOOLS", "1")
         .env("VESTIGE_PYTHON", vol.with_file_name("python3"))
         .env("VESTIGE_DISSECT_PYTHON", vol.with_file_name("python3"))

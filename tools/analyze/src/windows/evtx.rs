@@ -357,6 +357,17 @@ pub fn map_record(data: &Value, time: Timestamp, evidence: Evidence) -> Option<E
             }
         }
     }
+    // The log that was cleared: 104 names it in its UserData (the record itself is in
+    // System); 1102 is written into the Security log it clears.
+    match (id, chan_l.as_str()) {
+        (104, "system") => {
+            if let Some(c) = g("Channel") {
+                e = e.field("cleared_log", c);
+            }
+        }
+        (1102, "security") => e = e.field("cleared_log", "Security".to_string()),
+        _ => {}
+    }
     if id == 4698 {
         if let Some(c) = d.get("TaskContent").and_then(|c| xml_tag(c, "Command")) {
             let args = d

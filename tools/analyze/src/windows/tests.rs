@@ -132,11 +132,12 @@ fn ntuser_hive() -> Vec<u8> {
 }
 
 /// Event logs Windows wrote (tests/data/evtx/README.md), each with its python-evtx oracle.
-const EVTX_SAMPLES: [&str; 4] = [
+const EVTX_SAMPLES: [&str; 5] = [
     "new-user-security",
     "Security_short_selected",
     "Security-4624",
     "System-7045",
+    "System-104",
 ];
 #[test]
 fn windows_tree_in_ext4() {
@@ -267,6 +268,20 @@ fn windows_tree_in_ext4() {
     ] {
         assert!(rules.contains(&r), "no {r} in {rules:?}");
     }
+    // System 104 from a real log (System-104.evtx): the cleared log is the one its
+    // UserData names, not the System channel the record lives in.
+    let cleared: Vec<&crate::findings::Finding> = c
+        .findings
+        .iter()
+        .filter(|f| f.rule == "windows.log_cleared")
+        .collect();
+    assert_eq!(cleared.len(), 2, "{cleared:#?}");
+    assert!(
+        cleared.iter().all(|f| f
+            .description
+            .contains("Microsoft-Windows-Sysmon/Operational log cleared by tony")),
+        "{cleared:#?}"
+    );
     assert!(c
         .findings
         .iter()
@@ -380,6 +395,8 @@ fn windows_tree_in_ext4() {
                 "ImagePath" => "image_path",
                 "MemberSid" => "member_sid",
                 "TargetSid" if e.kind == "group_member_added" => "group_sid",
+                "Channel" if e.kind == "log_cleared" => "cleared_log",
+                "SubjectUserName" if e.kind == "log_cleared" => "user",
                 "TargetUserName" if e.kind == "group_member_added" => "group",
                 "TargetUserName" | "SubjectUserName" if e.kind != "group_member_added" => {
                     if k == "TargetUserName" {

@@ -46,4 +46,12 @@ with evtx.Evtx(sys.argv[1]) as log:
             n = d.get("Name")
             if n in FIELDS and d.text not in (None, "", "-"):
                 data[n] = d.text
+        # UserData (1102, 104): the leaves of its one child element, named by tag. Its
+        # Channel is the log that was cleared, not the record's own (System) channel.
+        user_data = root.find(NS + "UserData")
+        for child in ([] if user_data is None else list(user_data)):
+            for leaf in child:
+                n = leaf.tag.split("}")[-1]
+                if (n in FIELDS or n == "Channel") and leaf.text not in (None, "", "-"):
+                    data.setdefault(n, leaf.text)
         print(rid, eid, t, " ".join(f"{k}={v}" for k, v in sorted(data.items())))
