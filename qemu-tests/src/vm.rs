@@ -671,15 +671,18 @@ impl ConsoleState {
     /// printk's time stamp (`[` seconds `.` six digits `]`); the appliance's own stamp has
     /// three digits. The console log file keeps the raw bytes.
     fn push_raw(&mut self, at: Duration, text: String) {
-        if let Some(p) = kernel_stamp_in(&text).filter(|&p| p > 0) {
-            self.cut
-                .get_or_insert_with(String::new)
-                .push_str(&text[..p]);
+        let stamp = kernel_stamp_in(&text);
+        // The stamp starts at a '[' byte: a character boundary.
+        if let Some((user, kernel)) = stamp
+            .filter(|&p| p > 0)
+            .and_then(|p| text.split_at_checked(p))
+        {
+            self.cut.get_or_insert_with(String::new).push_str(user);
             self.lines.push(ConsoleLine {
                 at,
-                text: text[p..].to_string(),
+                text: kernel.to_string(),
             });
-        } else if kernel_stamp_in(&text) == Some(0) || self.cut.is_none() {
+        } else if stamp == Some(0) || self.cut.is_none() {
             self.lines.push(ConsoleLine { at, text });
         } else {
             let mut whole = self.cut.take().unwrap_or_default();
@@ -702,7 +705,7 @@ impl ConsoleState {
 fn kernel_stamp_in(text: &str) -> Option<usize> {
     let b = text.as_bytes();
     (0..b.len()).find(|&i| {
-        if b[i] != b'[' {
+        if b.get(i) != Some(&b'[') {
             return false;
         }
         let mut j = i + 1;
