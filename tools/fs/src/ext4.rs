@@ -150,6 +150,13 @@ impl<'a> Ext4<'a> {
                 "the file system claims {claimed} bytes but the volume has {vol_size} (truncated image?)"
             ));
         }
+        if sb.ro_compat & superblock::RO_COMPAT_BIGALLOC != 0 {
+            notes.push(format!(
+                "bigalloc: space is allocated in clusters of {} bytes ({} blocks)",
+                sb.cluster_size,
+                sb.cluster_size / bs.max(1)
+            ));
+        }
         if sb.incompat & superblock::INCOMPAT_RECOVER != 0 {
             notes.push("the journal needs recovery; it was not replayed (read as is)".into());
         }

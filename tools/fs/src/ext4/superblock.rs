@@ -50,6 +50,7 @@ const INCOMPAT_KNOWN: u32 = INCOMPAT_FILETYPE
 pub const RO_COMPAT_SPARSE_SUPER: u32 = 0x1;
 pub const RO_COMPAT_HUGE_FILE: u32 = 0x8;
 pub const RO_COMPAT_GDT_CSUM: u32 = 0x10;
+pub const RO_COMPAT_BIGALLOC: u32 = 0x200;
 pub const RO_COMPAT_METADATA_CSUM: u32 = 0x400;
 
 /// Block group descriptor flag: the inode table and bitmap are not initialised (every
@@ -65,6 +66,8 @@ pub struct Superblock {
     /// Bytes per block (1024 << s_log_block_size).
     pub block_size: u32,
     pub blocks_per_group: u32,
+    /// Bytes per allocation unit: the block size, or the cluster size with bigalloc.
+    pub cluster_size: u64,
     pub inodes_per_group: u32,
     pub mtime: u32,
     pub wtime: u32,
@@ -141,16 +144,53 @@ impl Superblock {
                 what,
             });
         }
+        let ro_compat = if rev_level >= 1 { le32(b, 0x64) } else { 0 };
         let blocks_per_group = le32(b, 0x20);
         let inodes_per_group = le32(b, 0x28);
         let bits_per_block = block_size.saturating_mul(8);
-        if blocks_per_group == 0 || blocks_per_group > bits_per_block {
-            return Err(bad(
-                0x20,
-                "ext4 superblock.s_blocks_per_group",
-                format!("{blocks_per_group}, expected 1..={bits_per_block}"),
-            ));
-        }
+        // The block bitmap has one bit per allocation unit: a block, or with bigalloc a
+        // cluster of 2^n blocks. Extents and group descriptors still count blocks, so
+        // only the geometry checks change.
+        let log_cluster_size = if ro_compat & RO_COMPAT_BIGALLOC != 0 {
+            let log_cluster = le32(b, 0x1C);
+            // The kernel's bound: clusters of at most 1 GiB (2^30 bytes).
+            if log_cluster < log_block_size || log_cluster > 20 {
+                return Err(bad(
+                    0x1C,
+                    "ext4 superblock.s_log_cluster_size",
+                    format!(
+                        "{log_cluster}, expected {log_block_size}..=20 (bigalloc: a cluster \
+                         is a power-of-two number of blocks, at most 1 GiB)"
+                    ),
+                ));
+            }
+            let clusters_per_group = le32(b, 0x24);
+            let ratio_log = log_cluster - log_block_size;
+            if clusters_per_group == 0
+                || clusters_per_group > bits_per_block
+                || u64::from(clusters_per_group) << ratio_log != u64::from(blocks_per_group)
+            {
+                return Err(bad(
+                    0x24,
+                    "ext4 superblock.s_clusters_per_group",
+                    format!(
+                        "{clusters_per_group}, expected 1..={bits_per_block} and \
+                         s_blocks_per_group {blocks_per_group} / {} blocks per cluster",
+                        1u64 << ratio_log
+                    ),
+                ));
+            }
+            log_cluster
+        } else {
+            if blocks_per_group == 0 || blocks_per_group > bits_per_block {
+                return Err(bad(
+                    0x20,
+                    "ext4 superblock.s_blocks_per_group",
+                    format!("{blocks_per_group}, expected 1..={bits_per_block}"),
+                ));
+            }
+            log_block_size
+        };
         if inodes_per_group == 0 || inodes_per_group > bits_per_block {
             return Err(bad(
                 0x28,
@@ -237,7 +277,8 @@ impl Superblock {
             inode_size,
             compat: if rev_level >= 1 { le32(b, 0x5C) } else { 0 },
             incompat,
-            ro_compat: if rev_level >= 1 { le32(b, 0x64) } else { 0 },
+            ro_compat,
+            cluster_size: 1024u64 << log_cluster_size,
             uuid,
             label: nul_trimmed(b.get(0x78..0x88).unwrap_or_default()),
             last_mounted: nul_trimmed(b.get(0x88..0xC8).unwrap_or_default()),
@@ -305,16 +346,22 @@ impl Superblock {
         let per_block = self.block_size / u32::from(self.desc_size);
         let index = g / per_block.max(1);
         let within = (g % per_block.max(1)) * u32::from(self.desc_size);
+        // The block holding the primary superblock (byte 1024): block 1 with 1 KiB blocks,
+        // else 0. It is not always s_first_data_block: a 1 KiB-block bigalloc file system
+        // has s_first_data_block 0 and its superblock in block 1 (as the kernel's
+        // descriptor_loc and ext4_bg_num_gdb_meta count it).
+        let sb_block = SUPERBLOCK_OFFSET / u64::from(self.block_size.max(1));
         if self.incompat & INCOMPAT_META_BG != 0 && index >= self.first_meta_bg {
-            // meta_bg: each meta group's descriptors live in its first group.
+            // meta_bg: each meta group's descriptors live in its first group, after its
+            // superblock copy if it has one.
             let first = index.saturating_mul(per_block);
-            let block = self.group_first_block(first) + u64::from(self.has_super(first));
-            (block, within)
+            let mut after = u64::from(self.has_super(first));
+            if first == 0 && self.first_data_block == 0 && sb_block == 1 {
+                after += 1;
+            }
+            (self.group_first_block(first) + after, within)
         } else {
-            (
-                u64::from(self.first_data_block) + 1 + u64::from(index),
-                within,
-            )
+            (sb_block + 1 + u64::from(index), within)
         }
     }
 
@@ -355,7 +402,7 @@ impl Superblock {
             (0x20, "dir_nlink"),
             (0x40, "extra_isize"),
             (0x100, "quota"),
-            (0x200, "bigalloc"),
+            (RO_COMPAT_BIGALLOC, "bigalloc"),
             (RO_COMPAT_METADATA_CSUM, "metadata_csum"),
             (0x1000, "read-only"),
             (0x2000, "project"),
