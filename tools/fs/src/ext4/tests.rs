@@ -465,7 +465,7 @@ fn debugfs_times(stat: &str) -> BTreeMap<&str, (i64, u32)> {
             };
             let hex = rest.split(' ').next().unwrap();
             let (lo, extra) = hex.split_once(':').unwrap_or((hex, "0"));
-            let lo = i64::from(u32::from_str_radix(lo, 16).unwrap() as i32);
+            let lo = i64::from(u32::from_str_radix(lo, 16).unwrap().cast_signed());
             let extra = u32::from_str_radix(extra, 16).unwrap();
             // The kernel's decoding: two epoch bits above the signed 32-bit seconds, and
             // nanoseconds in the upper 30 bits.
