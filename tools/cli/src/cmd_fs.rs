@@ -12,7 +12,7 @@ use sha2::Digest;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use vestige_evidence::outdir::SafeOutDir;
-use vestige_fs::locate::{open_fs, volumes, Volume};
+use vestige_fs::locate::{open_fs_with, volumes, OpenOptions, Volume};
 use vestige_fs::walk::{self, escape_name, Found};
 use vestige_fs::{FileKind, FileSystem, Inode, ReadAt};
 
@@ -25,6 +25,11 @@ pub struct Target {
     /// when the image holds more than one file system.
     #[arg(long)]
     pub volume: Option<String>,
+    /// Read ext3/4 blocks as stored: do not replay a journal that needs recovery (what
+    /// TSK shows). By default it is replayed in memory, as the kernel would; the image
+    /// is never written either way.
+    #[arg(long)]
+    pub as_stored: bool,
 }
 
 #[derive(Debug, Args)]
@@ -48,6 +53,24 @@ pub struct BodyfileArgs {
     /// Only this volume (default: every volume with a file system).
     #[arg(long)]
     pub volume: Option<String>,
+    /// Read ext3/4 blocks as stored: do not replay a journal that needs recovery.
+    #[arg(long)]
+    pub as_stored: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FsstatArgs {
+    /// The image.
+    pub image: PathBuf,
+    /// Only this volume (default: every volume with a file system).
+    #[arg(long)]
+    pub volume: Option<String>,
+    /// Read ext3/4 blocks as stored: do not replay a journal that needs recovery.
+    #[arg(long)]
+    pub as_stored: bool,
+    /// JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -80,9 +103,13 @@ pub struct ExtractArgs {
 fn with_file_systems(
     image: &Path,
     volume: Option<&str>,
+    as_stored: bool,
     all: bool,
     mut f: impl FnMut(&Volume<'_>, &dyn FileSystem, usize) -> Result<()>,
 ) -> Result<()> {
+    let options = OpenOptions {
+        replay_journal: !as_stored,
+    };
     let disk = vestige_formats::open(image)?;
     let (_, vols) = volumes(&*disk, image)?;
     let mut chosen = Vec::new();
@@ -92,7 +119,7 @@ fn with_file_systems(
             continue;
         }
         let name = format!("{} {}", image.display(), v.description);
-        match open_fs(&*v.reader, &name) {
+        match open_fs_with(&*v.reader, &name, options) {
             Ok(fs) => chosen.push((v, fs)),
             Err(e) => refused.push(format!("{}: {e}", v.id)),
         }
@@ -159,6 +186,7 @@ pub fn ls(a: &LsArgs) -> Result<Exit> {
     with_file_systems(
         &a.target.image,
         a.target.volume.as_deref(),
+        a.target.as_stored,
         false,
         |_, fs, _| {
             let dir = resolve(fs, a.path.as_deref().unwrap_or("/"))?;
@@ -195,27 +223,33 @@ pub fn ls(a: &LsArgs) -> Result<Exit> {
 
 pub fn bodyfile(a: &BodyfileArgs) -> Result<Exit> {
     let mut problems = 0usize;
-    with_file_systems(&a.image, a.volume.as_deref(), true, |v, fs, n| {
-        // One file system: `/` as fls -m / writes it; several: each under its volume.
-        let prefix = if n == 1 {
-            "/".to_string()
-        } else {
-            format!("/{}/", v.id)
-        };
-        let mut out = std::io::stdout().lock();
-        let mut result = Ok(());
-        let found = walk::walk(fs, |f| {
-            if result.is_ok() {
-                result = out.write_all(walk::bodyfile_lines(&prefix, f).as_bytes());
+    with_file_systems(
+        &a.image,
+        a.volume.as_deref(),
+        a.as_stored,
+        true,
+        |v, fs, n| {
+            // One file system: `/` as fls -m / writes it; several: each under its volume.
+            let prefix = if n == 1 {
+                "/".to_string()
+            } else {
+                format!("/{}/", v.id)
+            };
+            let mut out = std::io::stdout().lock();
+            let mut result = Ok(());
+            let found = walk::walk(fs, |f| {
+                if result.is_ok() {
+                    result = out.write_all(walk::bodyfile_lines(&prefix, f).as_bytes());
+                }
+            });
+            result?;
+            for p in found {
+                problems += 1;
+                eprintln!("problem: {} {}: {}", v.id, escape_name(&p.path), p.what);
             }
-        });
-        result?;
-        for p in found {
-            problems += 1;
-            eprintln!("problem: {} {}: {}", v.id, escape_name(&p.path), p.what);
-        }
-        Ok(())
-    })?;
+            Ok(())
+        },
+    )?;
     Ok(if problems == 0 {
         Exit::Ok
     } else {
@@ -245,6 +279,7 @@ pub fn cat(a: &CatArgs) -> Result<Exit> {
     with_file_systems(
         &a.target.image,
         a.target.volume.as_deref(),
+        a.target.as_stored,
         false,
         |_, fs, _| {
             let inode = resolve(fs, &a.file)?;
@@ -277,6 +312,7 @@ pub fn extract(a: &ExtractArgs) -> Result<Exit> {
     with_file_systems(
         &a.target.image,
         a.target.volume.as_deref(),
+        a.target.as_stored,
         false,
         |_, fs, _| {
             for want in &a.paths {
@@ -432,4 +468,48 @@ pub fn usnjrnl(a: &UsnArgs) -> Result<Exit> {
     } else {
         Exit::Incomplete
     })
+}
+
+/// `vestige fsstat`: what each file system is (kind, label, id, block size, size) and
+/// what the examiner should know about it (features, times, a journal replayed or not,
+/// inconsistencies), like TSK's fsstat header.
+pub fn fsstat(a: &FsstatArgs) -> Result<Exit> {
+    let mut all = Vec::new();
+    with_file_systems(
+        &a.image,
+        a.volume.as_deref(),
+        a.as_stored,
+        true,
+        |v, fs, _| {
+            all.push((v.id.clone(), v.description.clone(), fs.info()));
+            Ok(())
+        },
+    )?;
+    if a.json {
+        let rows: Vec<serde_json::Value> = all
+            .iter()
+            .map(|(id, desc, info)| {
+                serde_json::json!({"volume": id, "description": desc, "file_system": info})
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(Exit::Ok);
+    }
+    let safe = |s: &str| vestige_evidence::text::display_safe(s.as_bytes());
+    for (id, desc, info) in &all {
+        println!("volume {id}: {}", safe(desc));
+        println!("  file system: {}", info.kind);
+        if let Some(l) = &info.label {
+            println!("  label: {}", safe(l));
+        }
+        if let Some(i) = &info.id {
+            println!("  id: {}", safe(i));
+        }
+        println!("  block size: {} bytes", info.block_size);
+        println!("  size: {} bytes", info.size_bytes);
+        for n in &info.notes {
+            println!("  note: {}", safe(n));
+        }
+    }
+    Ok(Exit::Ok)
 }

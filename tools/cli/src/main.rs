@@ -71,6 +71,9 @@ enum Command {
     Ls(cmd_fs::LsArgs),
     /// A TSK 3.x bodyfile of every file system of an image (deleted entries included).
     Bodyfile(cmd_fs::BodyfileArgs),
+    /// What each file system of an image is, and its notes (features, times, journal
+    /// replay), like fsstat.
+    Fsstat(cmd_fs::FsstatArgs),
     /// A file's content (by path or inode) to stdout or a new file, with its SHA-256.
     Cat(cmd_fs::CatArgs),
     /// Copy files or directories out of an image into a directory, safely, with a
@@ -108,6 +111,7 @@ fn main() -> std::process::ExitCode {
         Command::Volumes(a) => cmd_volumes::run(&a),
         Command::Ls(a) => cmd_fs::ls(&a),
         Command::Bodyfile(a) => cmd_fs::bodyfile(&a),
+        Command::Fsstat(a) => cmd_fs::fsstat(&a),
         Command::Cat(a) => cmd_fs::cat(&a),
         Command::Extract(a) => cmd_fs::extract(&a),
         Command::Usnjrnl(a) => cmd_fs::usnjrnl(&a),

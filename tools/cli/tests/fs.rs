@@ -224,3 +224,99 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// An ext4 whose journal needs recovery (debugfs wrote a committed transaction into it,
+/// as a crash leaves one): `bodyfile` replays it in memory and equals fls of the copy
+/// e2fsprogs replayed (`debugfs jr`); `--as-stored` equals fls of the image itself;
+/// `fsstat` says what was replayed; the image is unchanged.
+#[test]
+fn a_journal_needing_recovery_is_replayed_and_as_stored_is_tsk() {
+    if !(have("fls") && have("mkfs.ext4") && have("debugfs")) {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..20 {
+        std::fs::write(src.join(format!("f{i}")), format!("file {i}\n")).unwrap();
+    }
+    let img = dir.join("crashed.raw");
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(16 << 20)
+        .unwrap();
+    ok(Command::new("mkfs.ext4")
+        .args(["-F", "-q", "-b", "4096", "-d"])
+        .arg(&src)
+        .arg(&img));
+    // The changes, made on a copy; the blocks they touched go into the journal.
+    let after = dir.join("after.raw");
+    std::fs::copy(&img, &after).unwrap();
+    ok(Command::new("debugfs")
+        .args(["-w", "-f", "-"])
+        .arg(&after)
+        .stdin(
+            std::fs::File::open({
+                let cmds = dir.join("cmds");
+                std::fs::write(
+                    &cmds,
+                    format!("rm /f3\nwrite {} /planted\n", src.join("f1").display()),
+                )
+                .unwrap();
+                cmds
+            })
+            .unwrap(),
+        ));
+    let (a, b) = (std::fs::read(&img).unwrap(), std::fs::read(&after).unwrap());
+    let mut blocks = Vec::new();
+    let mut data = Vec::new();
+    for (i, (x, y)) in a.chunks(4096).zip(b.chunks(4096)).enumerate() {
+        if x != y {
+            blocks.push(i.to_string());
+            data.extend_from_slice(y);
+        }
+    }
+    std::fs::write(dir.join("tx"), data).unwrap();
+    let jcmds = dir.join("jcmds");
+    std::fs::write(
+        &jcmds,
+        format!(
+            "jo -c\njw -b {} {}\njc\n",
+            blocks.join(","),
+            dir.join("tx").display()
+        ),
+    )
+    .unwrap();
+    ok(Command::new("debugfs")
+        .arg("-w")
+        .arg("-f")
+        .arg(&jcmds)
+        .arg(&img));
+    let replayed = dir.join("replayed.raw");
+    std::fs::copy(&img, &replayed).unwrap();
+    ok(Command::new("debugfs")
+        .args(["-w", "-R", "jr"])
+        .arg(&replayed));
+    let sha_before = common::sha256_file(&img);
+    let fls = |p: &Path| allocated(&ok(Command::new("fls").args(["-r", "-m", "/"]).arg(p)));
+    let ours = allocated(&ok(vestige().arg("bodyfile").arg(&img)));
+    assert_eq!(ours, fls(&replayed));
+    assert!(ours.iter().any(|l| l.contains("|/planted|")), "{ours:#?}");
+    let stored = allocated(&ok(vestige().args(["bodyfile", "--as-stored"]).arg(&img)));
+    assert_eq!(stored, fls(&img));
+    assert_ne!(stored, ours);
+    let stat = ok(vestige().arg("fsstat").arg(&img));
+    assert!(
+        stat.contains(
+            "note: journal replayed in memory (the image is unchanged): 1 committed transactions"
+        ),
+        "{stat}"
+    );
+    let stat = ok(vestige().args(["fsstat", "--as-stored"]).arg(&img));
+    assert!(
+        stat.contains("needs recovery; it was not replayed"),
+        "{stat}"
+    );
+    assert_eq!(common::sha256_file(&img), sha_before);
+}

@@ -1,5 +1,7 @@
-//! ext2, ext3 and ext4, read straight from the volume (never mounted, the journal never
-//! replayed: replaying writes to the evidence).
+//! ext2, ext3 and ext4, read straight from the volume, never mounted. A file system that
+//! needs recovery has its journal replayed in memory ([`journal`]), as the kernel and
+//! e2fsck would before reading it; the image is never written, and
+//! [`Ext4::open_as_stored`] reads the blocks as they are stored (what TSK shows).
 //!
 //! What is read: the superblock (unknown incompatible features are refused), group
 //! descriptors (32- and 64-byte, flex_bg, meta_bg), inodes (128 bytes and larger, with
@@ -22,6 +24,7 @@
 mod bytes;
 mod dir;
 mod inode;
+pub mod journal;
 mod mapping;
 pub mod superblock;
 #[cfg(test)]
@@ -31,7 +34,7 @@ mod xattr;
 use crate::{DirEntry, FileKind, FileSystem, FsError, FsInfo, Inode, Metadata, ReadAt};
 use inode::{RawInode, FL_EXTENTS, FL_INDEX, FL_INLINE_DATA};
 use mapping::{Content, FileData};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use superblock::{GroupDesc, Superblock, BG_INODE_UNINIT};
 
@@ -46,14 +49,74 @@ const MAX_ORPHAN_DIRS: usize = 10_000_000;
 /// Bytes of inode table read at a time when looking for orphans.
 const ORPHAN_BATCH_BYTES: usize = 1 << 20;
 
+/// The volume as the file system reads it: the stored bytes, with the journal's committed
+/// blocks laid over them when the journal was replayed.
+struct Source<'a> {
+    base: &'a dyn ReadAt,
+    /// File-system block → replayed content (each `block_size` bytes).
+    overlay: BTreeMap<u64, Vec<u8>>,
+    block_size: u64,
+}
+
+impl ReadAt for Source<'_> {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        let n = self.base.read_at(buf, offset)?;
+        if self.overlay.is_empty() || n == 0 {
+            return Ok(n);
+        }
+        let bs = self.block_size.max(1);
+        let end = offset.saturating_add(n as u64);
+        for (&block, data) in self.overlay.range(offset / bs..=(end - 1) / bs) {
+            let start = block.saturating_mul(bs);
+            let (from, to) = (start.max(offset), start.saturating_add(bs).min(end));
+            let (Ok(dst_a), Ok(dst_b), Ok(src_a), Ok(src_b)) = (
+                usize::try_from(from - offset),
+                usize::try_from(to - offset),
+                usize::try_from(from - start),
+                usize::try_from(to - start),
+            ) else {
+                continue;
+            };
+            if let (Some(dst), Some(src)) = (buf.get_mut(dst_a..dst_b), data.get(src_a..src_b)) {
+                dst.copy_from_slice(src);
+            }
+        }
+        Ok(n)
+    }
+
+    fn size(&self) -> u64 {
+        self.base.size()
+    }
+}
+
 /// An ext2/3/4 file system over a volume.
 pub struct Ext4<'a> {
-    vol: &'a dyn ReadAt,
+    vol: Source<'a>,
     volume: String,
     sb: Superblock,
     groups: Vec<GroupDesc>,
     bitmaps: Mutex<HashMap<u32, Arc<Vec<u8>>>>,
     notes: Vec<String>,
+    /// Transactions replayed from the journal.
+    journal: Vec<journal::Transaction>,
+}
+
+/// "N committed transactions (ids a to b, committed from s to t, Unix seconds)".
+fn journal_summary(r: &journal::Replay) -> String {
+    let t = &r.transactions;
+    let ids = match (t.first(), t.last()) {
+        (Some(a), Some(b)) => format!(" (ids {} to {})", a.sequence, b.sequence),
+        _ => String::new(),
+    };
+    let times: Vec<i64> = t
+        .iter()
+        .filter_map(|x| x.commit_time.map(|c| c.0))
+        .collect();
+    let when = match (times.iter().min(), times.iter().max()) {
+        (Some(a), Some(b)) => format!(", committed from {a} to {b} (Unix seconds)"),
+        _ => String::new(),
+    };
+    format!("{} committed transactions{ids}{when}", t.len())
 }
 
 impl std::fmt::Debug for Ext4<'_> {
@@ -88,6 +151,88 @@ impl<'a> Ext4<'a> {
     /// Not ext2/3/4, damaged geometry or group descriptors, or an incompatible feature
     /// this reader does not know ([`FsError::Unsupported`]).
     pub fn open(vol: &'a dyn ReadAt, volume: &str) -> Result<Self, FsError> {
+        let mut fs = Self::open_as_stored(vol, volume)?;
+        if fs.sb.incompat & superblock::INCOMPAT_RECOVER == 0 {
+            return Ok(fs);
+        }
+        let replay = match fs.journal_replay() {
+            Ok(r) if !r.overlay.is_empty() => r,
+            Ok(r) => {
+                fs.notes.push(format!(
+                    "the journal needs recovery but holds no committed block to replay ({})",
+                    r.notes.join("; ")
+                ));
+                return Ok(fs);
+            }
+            Err(e) => {
+                fs.notes.push(format!(
+                    "the journal needs recovery but was not replayed: {e}; read as stored"
+                ));
+                return Ok(fs);
+            }
+        };
+        let blocks = replay.overlay.len();
+        let summary = journal_summary(&replay);
+        let source = Source {
+            base: vol,
+            overlay: replay.overlay,
+            block_size: u64::from(fs.sb.block_size),
+        };
+        match Self::open_source(source, volume, true) {
+            Ok(mut replayed) => {
+                replayed.notes.push(format!(
+                    "journal replayed in memory (the image is unchanged): {summary}; {blocks} \
+                     blocks read from the log instead of their home; {}",
+                    replay.notes.join("; ")
+                ));
+                replayed.journal = replay.transactions;
+                Ok(replayed)
+            }
+            Err(e) => {
+                fs.notes.push(format!(
+                    "the journal was read ({summary}) but the replayed file system does not \
+                     open ({e}); read as stored"
+                ));
+                Ok(fs)
+            }
+        }
+    }
+
+    /// Opens the file system on `vol` as its blocks are stored: a journal that needs
+    /// recovery is not replayed (the notes say so). This is what TSK reads.
+    ///
+    /// # Errors
+    /// As [`Ext4::open`].
+    pub fn open_as_stored(vol: &'a dyn ReadAt, volume: &str) -> Result<Self, FsError> {
+        let source = Source {
+            base: vol,
+            overlay: BTreeMap::new(),
+            block_size: 1,
+        };
+        Self::open_source(source, volume, false)
+    }
+
+    /// The transactions replayed from the journal (empty when none was).
+    #[must_use]
+    pub fn replayed_transactions(&self) -> &[journal::Transaction] {
+        &self.journal
+    }
+
+    /// Reads the journal (inode `s_journal_inum`) as stored and replays it in memory.
+    fn journal_replay(&self) -> Result<journal::Replay, String> {
+        let ino = self.sb.journal_inum;
+        if ino == 0 {
+            return Err("the journal is on another device (s_journal_inum 0)".into());
+        }
+        let log = self
+            .open(u64::from(ino), None)
+            .map_err(|e| format!("journal inode {ino}: {e}"))?;
+        journal::replay(&*log, u64::from(self.sb.block_size), self.sb.blocks_count)
+            .map_err(|e| format!("journal inode {ino}: {e}"))
+    }
+
+    fn open_source(src: Source<'a>, volume: &str, replayed: bool) -> Result<Self, FsError> {
+        let vol: &dyn ReadAt = &src;
         let mut raw = vec![0u8; superblock::SUPERBLOCK_BYTES];
         crate::read_exact(vol, volume, &mut raw, superblock::SUPERBLOCK_OFFSET)?;
         let sb = Superblock::parse(&raw, volume)?;
@@ -157,8 +302,8 @@ impl<'a> Ext4<'a> {
                 sb.cluster_size / bs.max(1)
             ));
         }
-        if sb.incompat & superblock::INCOMPAT_RECOVER != 0 {
-            notes.push("the journal needs recovery; it was not replayed (read as is)".into());
+        if sb.incompat & superblock::INCOMPAT_RECOVER != 0 && !replayed {
+            notes.push("the journal needs recovery; it was not replayed (read as stored)".into());
         }
         if sb.state & 1 == 0 {
             notes.push("not cleanly unmounted (s_state)".into());
@@ -174,12 +319,13 @@ impl<'a> Ext4<'a> {
             sb.mtime, sb.wtime, sb.mkfs_time
         ));
         let mut fs = Self {
-            vol,
+            vol: src,
             volume: volume.to_string(),
             sb,
             groups,
             bitmaps: Mutex::new(HashMap::new()),
             notes,
+            journal: Vec::new(),
         };
         let orphans = fs.orphan_chain();
         if !orphans.is_empty() {
@@ -215,7 +361,7 @@ impl<'a> Ext4<'a> {
     fn read_inode(&self, ino: Inode) -> Result<(RawInode, u64), FsError> {
         let (_, _, off) = self.inode_offset(ino)?;
         let mut buf = vec![0u8; usize::from(self.sb.inode_size)];
-        crate::read_exact(self.vol, &self.volume, &mut buf, off)?;
+        crate::read_exact(&self.vol, &self.volume, &mut buf, off)?;
         Ok((RawInode::parse(&buf), off))
     }
 
@@ -255,7 +401,7 @@ impl<'a> Ext4<'a> {
         }
         let mut buf = vec![0u8; self.sb.block_size as usize];
         crate::read_exact(
-            self.vol,
+            &self.vol,
             &self.volume,
             &mut buf,
             gd.inode_bitmap * u64::from(self.sb.block_size),
@@ -322,7 +468,7 @@ impl<'a> Ext4<'a> {
         }
         let mut buf = vec![0u8; self.sb.block_size as usize];
         let at = block * u64::from(self.sb.block_size);
-        if let Err(e) = crate::read_exact(self.vol, &self.volume, &mut buf, at) {
+        if let Err(e) = crate::read_exact(&self.vol, &self.volume, &mut buf, at) {
             return format!("xattr block {block} unreadable: {e}");
         }
         match xattr::in_block(&buf) {
@@ -367,7 +513,7 @@ impl<'a> Ext4<'a> {
             _ => raw.size,
         };
         Ok(FileData {
-            vol: self.vol,
+            vol: &self.vol,
             volume: &self.volume,
             block_size: u64::from(self.sb.block_size),
             size,
@@ -615,7 +761,7 @@ impl FileSystem for Ext4<'_> {
                 let bytes_n = n as usize * isz;
                 let buf = table.get_mut(..bytes_n).unwrap_or_default();
                 crate::read_exact(
-                    self.vol,
+                    &self.vol,
                     &self.volume,
                     buf,
                     table_at + u64::from(first) * isz as u64,

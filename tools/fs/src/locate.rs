@@ -80,12 +80,40 @@ pub fn volumes<'a>(
     Ok((layout, out))
 }
 
+/// How a file system is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// Replay an ext3/4 journal that needs recovery, in memory, as the kernel would before
+    /// reading (the default). Off: the blocks as stored, which is what TSK reads.
+    pub replay_journal: bool,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self {
+            replay_journal: true,
+        }
+    }
+}
+
 /// Opens the file system on `vol` with the reader whose probe recognises it. `name` is
 /// how errors name the volume.
 ///
 /// # Errors
 /// No reader recognises it ([`FsError::Unsupported`]), or the recognised one fails.
 pub fn open_fs<'a>(vol: &'a dyn ReadAt, name: &str) -> Result<Box<dyn FileSystem + 'a>, FsError> {
+    open_fs_with(vol, name, OpenOptions::default())
+}
+
+/// [`open_fs`] with `options`.
+///
+/// # Errors
+/// As [`open_fs`].
+pub fn open_fs_with<'a>(
+    vol: &'a dyn ReadAt,
+    name: &str,
+    options: OpenOptions,
+) -> Result<Box<dyn FileSystem + 'a>, FsError> {
     if crate::ntfs::probe(vol) {
         return Ok(Box::new(crate::ntfs::Ntfs::open(vol, name)?));
     }
@@ -96,7 +124,11 @@ pub fn open_fs<'a>(vol: &'a dyn ReadAt, name: &str) -> Result<Box<dyn FileSystem
         return Ok(Box::new(crate::fat::Fat::open(vol, name)?));
     }
     if crate::ext4::probe(vol) {
-        return Ok(Box::new(crate::ext4::Ext4::open(vol, name)?));
+        return Ok(Box::new(if options.replay_journal {
+            crate::ext4::Ext4::open(vol, name)?
+        } else {
+            crate::ext4::Ext4::open_as_stored(vol, name)?
+        }));
     }
     if crate::xfs::probe(vol) {
         return Ok(Box::new(crate::xfs::Xfs::open(vol, name)?));

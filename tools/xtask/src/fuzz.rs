@@ -50,6 +50,8 @@ pub const TARGETS: &[(&str, usize)] = &[
     ("image_vdi", 64 * 1024),
     ("volumes", 64 * 1024),
     ("fs_ext4", 64 * 1024),
+    // A block-size selector byte, then a jbd2 log (the ext4 journal replayed in memory).
+    ("ext4_journal", 64 * 1024 + 1),
     ("fs_ntfs", 64 * 1024),
     ("fs_fat", 64 * 1024),
     ("fs_exfat", 64 * 1024),

@@ -232,7 +232,7 @@ impl Ext4<'_> {
             for leaf in children.into_iter().rev() {
                 let mut buf = vec![0u8; self.sb.block_size as usize];
                 let off = leaf * bs;
-                crate::read_exact(self.vol, &self.volume, &mut buf, off)?;
+                crate::read_exact(&self.vol, &self.volume, &mut buf, off)?;
                 stack.push((buf, off, depth - 1));
             }
         }
@@ -299,7 +299,7 @@ impl Ext4<'_> {
         let bs = u64::from(self.sb.block_size);
         let mut buf = vec![0u8; self.sb.block_size as usize];
         let off = block * bs;
-        crate::read_exact(self.vol, &self.volume, &mut buf, off)?;
+        crate::read_exact(&self.vol, &self.volume, &mut buf, off)?;
         let per = bs / 4;
         let child_span = per.saturating_pow(level - 1);
         for (i, ptr) in (0u64..).zip(buf.chunks_exact(4)) {

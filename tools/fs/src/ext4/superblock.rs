@@ -83,6 +83,8 @@ pub struct Superblock {
     pub label: Vec<u8>,
     pub last_mounted: Vec<u8>,
     pub last_orphan: u32,
+    /// The journal's inode (`s_journal_inum`; 0 with an external journal).
+    pub journal_inum: u32,
     /// Bytes per group descriptor.
     pub desc_size: u16,
     pub first_meta_bg: u32,
@@ -283,6 +285,7 @@ impl Superblock {
             label: nul_trimmed(b.get(0x78..0x88).unwrap_or_default()),
             last_mounted: nul_trimmed(b.get(0x88..0xC8).unwrap_or_default()),
             last_orphan: le32(b, 0xE8),
+            journal_inum: le32(b, 0xE0),
             desc_size,
             first_meta_bg: le32(b, 0x104),
             backup_bgs: [le32(b, 0x24C), le32(b, 0x250)],

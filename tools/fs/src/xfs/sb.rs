@@ -73,20 +73,7 @@ fn bad(volume: &str, off: u64, field: &'static str, reason: String) -> FsError {
     FsError::invalid(volume, off, field, reason)
 }
 
-/// CRC32C (Castagnoli), bitwise: the superblock, and nothing hot, uses it.
-pub fn crc32c(mut crc: u32, data: &[u8]) -> u32 {
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0x82F6_3B78
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    crc
-}
+pub use crate::crc32c::crc32c;
 
 impl Superblock {
     /// Parses and checks the primary superblock (`raw` is its first sector).
