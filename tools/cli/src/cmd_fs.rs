@@ -513,3 +513,121 @@ pub fn fsstat(a: &FsstatArgs) -> Result<Exit> {
     }
     Ok(Exit::Ok)
 }
+
+#[derive(Debug, Args)]
+pub struct JournalArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// JSON (the listing with every entry) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `vestige journal IMG`: the ext3/4 journal of every ext3/4 volume (or `--volume`), block
+/// by block: the live log a replay reads and older transactions still in the log, each
+/// data block with the file-system block it is a copy of and what that block holds.
+pub fn journal(a: &JournalArgs) -> Result<Exit> {
+    let disk = vestige_formats::open(&a.target.image)?;
+    let (_, vols) = volumes(&*disk, &a.target.image)?;
+    let mut out = std::io::stdout().lock();
+    let mut seen = 0usize;
+    for v in &vols {
+        if a.target.volume.as_deref().is_some_and(|want| want != v.id)
+            || !vestige_fs::ext4::probe(&*v.reader)
+        {
+            continue;
+        }
+        let name = format!("{}:{}", a.target.image.display(), v.id);
+        let fs = if a.target.as_stored {
+            vestige_fs::ext4::Ext4::open_as_stored(&*v.reader, &name)?
+        } else {
+            vestige_fs::ext4::Ext4::open(&*v.reader, &name)?
+        };
+        seen += 1;
+        let listing = match fs.journal_listing() {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("{name}: no journal read: {e}");
+                continue;
+            }
+        };
+        if a.json {
+            let entries: Vec<serde_json::Value> = listing
+                .entries
+                .iter()
+                .map(|e| {
+                    let mut j = serde_json::to_value(e).unwrap_or_default();
+                    if let (Some(b), Some(o)) = (e.fs_block, j.as_object_mut()) {
+                        if let Some(role) = fs.block_role(b) {
+                            o.insert("fs_block_role".into(), role.into());
+                        }
+                    }
+                    j
+                })
+                .collect();
+            let mut doc = serde_json::to_value(&listing)?;
+            if let Some(o) = doc.as_object_mut() {
+                o.insert("volume".into(), v.id.clone().into());
+                o.insert("entries".into(), entries.into());
+            }
+            writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+            continue;
+        }
+        writeln!(
+            out,
+            "{name}: journal of {} blocks from block {}, s_start {}{}, sequence {}, features: {}",
+            listing.log_blocks,
+            listing.first,
+            listing.start,
+            if listing.start == 0 { " (clean)" } else { "" },
+            listing.sequence,
+            listing.features.join(" ")
+        )?;
+        writeln!(out, "live log: {}", listing.live_end)?;
+        writeln!(out, "{:>8}  {:>10}  {:<4}  what", "log blk", "tx", "live")?;
+        for e in &listing.entries {
+            let what = match e.kind {
+                "data" => {
+                    let b = e.fs_block.unwrap_or_default();
+                    match fs.block_role(b) {
+                        Some(role) => format!("copy of fs block {b} ({role})"),
+                        None => format!("copy of fs block {b}"),
+                    }
+                }
+                "commit" => match (e.commit_time, e.commit_raw) {
+                    (Some((secs, nanos)), _) => format!(
+                        "commit at {}",
+                        vestige_analyze::event::utc_text(vestige_fs::Timestamp { secs, nanos })
+                    ),
+                    (None, Some(raw)) => format!("commit (time field {raw:#018x} is not a time)"),
+                    (None, None) => "commit".to_string(),
+                },
+                "revoke" => format!(
+                    "revoke of fs blocks {}",
+                    e.revoked
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
+                other => other.to_string(),
+            };
+            let bad = if e.checksum_ok == Some(false) {
+                " [bad checksum]"
+            } else {
+                ""
+            };
+            writeln!(
+                out,
+                "{:>8}  {:>10}  {:<4}  {what}{bad}",
+                e.log_block,
+                e.sequence,
+                if e.live { "yes" } else { "old" }
+            )?;
+        }
+    }
+    if seen == 0 {
+        bail!("{}: no ext3/4 file system", a.target.image.display());
+    }
+    Ok(Exit::Ok)
+}

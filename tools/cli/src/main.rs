@@ -82,6 +82,10 @@ enum Command {
     /// The NTFS change journal ($UsnJrnl:$J): every record, its reasons and the path of
     /// its parent (resolved through the MFT at analysis time).
     Usnjrnl(cmd_fs::UsnArgs),
+    /// The ext3/4 journal block by block: the live log a replay reads, and older
+    /// transactions still in it (earlier copies of inode tables and directories), like
+    /// jls.
+    Journal(cmd_fs::JournalArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -115,6 +119,7 @@ fn main() -> std::process::ExitCode {
         Command::Cat(a) => cmd_fs::cat(&a),
         Command::Extract(a) => cmd_fs::extract(&a),
         Command::Usnjrnl(a) => cmd_fs::usnjrnl(&a),
+        Command::Journal(a) => cmd_fs::journal(&a),
     };
     match result {
         Ok(code) => code.into(),

@@ -251,6 +251,8 @@ fn a_journal_needing_recovery_is_replayed_and_as_stored_is_tsk() {
         .arg(&src)
         .arg(&img));
     // The changes, made on a copy; the blocks they touched go into the journal.
+    let big = dir.join("big");
+    std::fs::write(&big, common::pseudo_random(100_000, 3)).unwrap();
     let after = dir.join("after.raw");
     std::fs::copy(&img, &after).unwrap();
     ok(Command::new("debugfs")
@@ -259,11 +261,8 @@ fn a_journal_needing_recovery_is_replayed_and_as_stored_is_tsk() {
         .stdin(
             std::fs::File::open({
                 let cmds = dir.join("cmds");
-                std::fs::write(
-                    &cmds,
-                    format!("rm /f3\nwrite {} /planted\n", src.join("f1").display()),
-                )
-                .unwrap();
+                std::fs::write(&cmds, format!("rm /f3\nwrite {} /planted\n", big.display()))
+                    .unwrap();
                 cmds
             })
             .unwrap(),
@@ -313,6 +312,28 @@ fn a_journal_needing_recovery_is_replayed_and_as_stored_is_tsk() {
         ),
         "{stat}"
     );
+    // The journal block by block: the committed transaction, live, its copies named.
+    let listing = ok(vestige().arg("journal").arg(&img));
+    assert_eq!(
+        listing.matches("  1  yes   copy of fs block ").count(),
+        blocks.len(),
+        "{listing}"
+    );
+    assert!(listing.contains("(superblock)"), "{listing}");
+    assert!(
+        listing.contains("(inode table of group 0 (inodes "),
+        "{listing}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(vestige().args(["journal", "--json"]).arg(&img))).unwrap();
+    let entries = json["entries"].as_array().unwrap();
+    assert_eq!(
+        entries.iter().filter(|e| e["kind"] == "data").count(),
+        blocks.len()
+    );
+    assert!(entries
+        .iter()
+        .all(|e| e["live"] == true && e["sequence"] == 1));
     let stat = ok(vestige().args(["fsstat", "--as-stored"]).arg(&img));
     assert!(
         stat.contains("needs recovery; it was not replayed"),

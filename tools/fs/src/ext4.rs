@@ -218,6 +218,64 @@ impl<'a> Ext4<'a> {
         &self.journal
     }
 
+    /// The journal's blocks (see [`journal::list`]): the live log and older transactions
+    /// still in the log area.
+    ///
+    /// # Errors
+    /// No journal inode, or a journal superblock this reader cannot trust.
+    pub fn journal_listing(&self) -> Result<journal::Listing, String> {
+        let ino = self.sb.journal_inum;
+        if ino == 0 {
+            return Err("no journal inode (s_journal_inum 0)".into());
+        }
+        let log = self
+            .open(u64::from(ino), None)
+            .map_err(|e| format!("journal inode {ino}: {e}"))?;
+        journal::list(&*log, u64::from(self.sb.block_size))
+            .map_err(|e| format!("journal inode {ino}: {e}"))
+    }
+
+    /// What file-system block `block` holds, when it is metadata a group descriptor
+    /// locates: "superblock", "group descriptors", "block bitmap of group G", "inode
+    /// bitmap of group G", "inode table of group G (inodes A-B)"; None otherwise (data, directories, extent blocks).
+    #[must_use]
+    pub fn block_role(&self, block: u64) -> Option<String> {
+        let bs = u64::from(self.sb.block_size);
+        if block == superblock::SUPERBLOCK_OFFSET / bs {
+            return Some("superblock".into());
+        }
+        if self.sb.incompat & superblock::INCOMPAT_META_BG == 0 {
+            let (first, _) = self.sb.descriptor_location(0);
+            let (last, _) = self
+                .sb
+                .descriptor_location(self.sb.groups.saturating_sub(1));
+            if (first..=last).contains(&block) {
+                return Some("group descriptors".into());
+            }
+        }
+        let per_block = bs / u64::from(self.sb.inode_size).max(1);
+        let table_blocks =
+            (u64::from(self.sb.inodes_per_group) * u64::from(self.sb.inode_size)).div_ceil(bs);
+        for (g, gd) in (0u64..).zip(&self.groups) {
+            if block == gd.block_bitmap {
+                return Some(format!("block bitmap of group {g}"));
+            }
+            if block == gd.inode_bitmap {
+                return Some(format!("inode bitmap of group {g}"));
+            }
+            if (gd.inode_table..gd.inode_table.saturating_add(table_blocks)).contains(&block) {
+                let first = g * u64::from(self.sb.inodes_per_group)
+                    + (block - gd.inode_table) * per_block
+                    + 1;
+                return Some(format!(
+                    "inode table of group {g} (inodes {first}-{})",
+                    first + per_block - 1
+                ));
+            }
+        }
+        None
+    }
+
     /// Reads the journal (inode `s_journal_inum`) as stored and replays it in memory.
     fn journal_replay(&self) -> Result<journal::Replay, String> {
         let ino = self.sb.journal_inum;

@@ -14,7 +14,8 @@
 //! overlay is capped in memory.
 
 use crate::crc32c::crc32c;
-use std::collections::{BTreeMap, HashMap};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use vestige_evidence::read_at::ReadAt;
 
 /// `h_magic` of every journal metadata block.
@@ -176,6 +177,88 @@ impl Header {
         }
     }
 
+    /// Whether a descriptor, revoke or commit block's own checksum (csum v2/v3) holds;
+    /// true without checksums.
+    fn checksum_ok(&self, kind: u32, b: &[u8]) -> bool {
+        if !self.csum() {
+            return true;
+        }
+        let at = match kind {
+            DESCRIPTOR | REVOKE => b.len().saturating_sub(4),
+            COMMIT => 0x10,
+            _ => return true,
+        };
+        be32(b, at) == self.block_csum(b, at)
+    }
+
+    /// The tags of a descriptor block, up to the one marked last.
+    fn tags(&self, b: &[u8]) -> Vec<Tag> {
+        let limit = if self.csum() {
+            b.len().saturating_sub(4)
+        } else {
+            b.len()
+        };
+        let tag_bytes = self.tag_bytes();
+        let v3 = self.incompat & INCOMPAT_CSUM_V3 != 0;
+        let be16 = |at: usize| {
+            u32::from(u16::from_be_bytes([
+                b.get(at).copied().unwrap_or(0),
+                b.get(at + 1).copied().unwrap_or(0),
+            ]))
+        };
+        let mut out = Vec::new();
+        let mut p = 12;
+        while p + tag_bytes <= limit {
+            let lo = u64::from(be32(b, p));
+            let (flags, hi_at, checksum) = if v3 {
+                (be32(b, p + 4), p + 8, be32(b, p + 12))
+            } else {
+                (be16(p + 6), p + 8, be16(p + 4))
+            };
+            let hi = if self.incompat & INCOMPAT_64BIT != 0 {
+                u64::from(be32(b, hi_at))
+            } else {
+                0
+            };
+            out.push(Tag {
+                fs_block: lo | (hi << 32),
+                flags,
+                checksum,
+            });
+            p += tag_bytes;
+            if flags & TAG_SAME_UUID == 0 {
+                p += 16;
+            }
+            if flags & TAG_LAST != 0 {
+                break;
+            }
+        }
+        out
+    }
+
+    /// The block numbers a revoke block names.
+    fn revoked(&self, b: &[u8]) -> Vec<u64> {
+        let used = usize::try_from(be32(b, 12)).unwrap_or(usize::MAX);
+        let limit = used.min(if self.csum() {
+            b.len().saturating_sub(4)
+        } else {
+            b.len()
+        });
+        let wide = self.incompat & INCOMPAT_64BIT != 0;
+        let step = if wide { 8 } else { 4 };
+        let mut out = Vec::new();
+        let mut p = 16;
+        while p + step <= limit {
+            out.push(if wide {
+                be64(b, p)
+            } else {
+                u64::from(be32(b, p))
+            });
+            p += step;
+        }
+        out
+    }
+
     /// The checksum of a whole metadata block whose stored checksum (4 bytes at `at`) is
     /// read as zero.
     fn block_csum(&self, block: &[u8], at: usize) -> u32 {
@@ -185,12 +268,181 @@ impl Header {
     }
 }
 
-/// One logged block: where its data is in the log and how to check it.
-struct Logged {
+/// One descriptor tag.
+struct Tag {
     fs_block: u64,
-    log_block: u64,
-    escaped: bool,
+    flags: u32,
     checksum: u32,
+}
+
+fn kind_name(kind: u32) -> &'static str {
+    match kind {
+        DESCRIPTOR => "descriptor",
+        COMMIT => "commit",
+        REVOKE => "revoke",
+        SUPERBLOCK_V1 | SUPERBLOCK_V2 => "superblock",
+        _ => "unknown",
+    }
+}
+
+/// A commit block's time when it is one (`h_commit_sec`, `h_commit_nsec`), and the raw
+/// seconds field.
+fn commit_time(b: &[u8]) -> (Option<(i64, u32)>, u64) {
+    let secs = be64(b, 0x30);
+    let t = i64::try_from(secs)
+        .ok()
+        .filter(|&s| s > 0 && s <= LATEST_TIME)
+        .map(|s| (s, be32(b, 0x38)));
+    (t, secs)
+}
+
+fn not_a_time(sequence: u32, raw: u64, at: u64) -> String {
+    format!(
+        "transaction {sequence}: commit time {raw:#018x} (bytes 48..56 of log block {at}) is \
+         not a time (e2fsprogs' debugfs writes a 32-bit value there)"
+    )
+}
+
+/// One block of the log as the journal reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogEntry {
+    /// Its block number in the journal.
+    pub log_block: u64,
+    /// `descriptor`, `data`, `commit` or `revoke`.
+    pub kind: &'static str,
+    /// The transaction it belongs to.
+    pub sequence: u32,
+    /// Data: the file-system block it is a copy of.
+    pub fs_block: Option<u64>,
+    /// Data: the descriptor tag's flags (1 escaped, 2 same UUID, 4 deleted, 8 last).
+    pub flags: Option<u32>,
+    /// Data: the tag's checksum of the block (csum v2/v3).
+    #[serde(skip)]
+    pub checksum: u32,
+    /// Revoke: the file-system blocks it revokes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub revoked: Vec<u64>,
+    /// Commit: its time (seconds, nanoseconds), when the field holds one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit_time: Option<(i64, u32)>,
+    /// Commit: the raw `h_commit_sec`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit_raw: Option<u64>,
+    /// Part of the log a replay reads (from `s_start`); false: an older transaction still
+    /// in the log, already written home, whose data blocks may since have been reused.
+    pub live: bool,
+    /// Descriptor, revoke or commit: whether its own checksum holds (None without
+    /// checksums).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checksum_ok: Option<bool>,
+}
+
+impl LogEntry {
+    fn new(log_block: u64, kind: &'static str, sequence: u32, live: bool) -> Self {
+        Self {
+            log_block,
+            kind,
+            sequence,
+            fs_block: None,
+            flags: None,
+            checksum: 0,
+            revoked: Vec::new(),
+            commit_time: None,
+            commit_raw: None,
+            live,
+            checksum_ok: None,
+        }
+    }
+}
+
+/// The entries of a metadata block `b` at `at` (with the data blocks a descriptor's tags
+/// announce, at the log blocks after it), or None when it is no journal metadata block.
+/// `taken` are log blocks already attributed; a data block there is not claimed again.
+fn entries_of(
+    h: &Header,
+    b: &[u8],
+    at: u64,
+    live: bool,
+    taken: &HashSet<u64>,
+) -> Option<Vec<LogEntry>> {
+    let (magic, kind, seq) = (be32(b, 0), be32(b, 4), be32(b, 8));
+    if magic != MAGIC || !matches!(kind, DESCRIPTOR | COMMIT | REVOKE) {
+        return None;
+    }
+    let mut head = LogEntry::new(at, kind_name(kind), seq, live);
+    head.checksum_ok = h.csum().then(|| h.checksum_ok(kind, b));
+    let mut out = Vec::new();
+    match kind {
+        DESCRIPTOR => {
+            out.push(head);
+            let mut data_at = at;
+            for tag in h.tags(b) {
+                data_at = h.next(data_at);
+                if taken.contains(&data_at) {
+                    continue;
+                }
+                let mut e = LogEntry::new(data_at, "data", seq, live);
+                e.fs_block = Some(tag.fs_block);
+                e.flags = Some(tag.flags);
+                e.checksum = tag.checksum;
+                out.push(e);
+            }
+        }
+        COMMIT => {
+            let (t, raw) = commit_time(b);
+            head.commit_time = t;
+            head.commit_raw = Some(raw);
+            out.push(head);
+        }
+        _ => {
+            head.revoked = h.revoked(b);
+            out.push(head);
+        }
+    }
+    Some(out)
+}
+
+/// The live log: from `s_start`, each block the next one of the expected transaction,
+/// until one is not (or a checksum fails). Returns the entries and why the walk ended.
+fn walk_live(
+    h: &Header,
+    read: &dyn Fn(u64) -> Result<Vec<u8>, String>,
+) -> Result<(Vec<LogEntry>, String), String> {
+    let mut entries: Vec<LogEntry> = Vec::new();
+    if h.start == 0 {
+        return Ok((entries, "the journal is clean (s_start 0)".into()));
+    }
+    let none = HashSet::new();
+    let mut at = h.start;
+    let mut sequence = h.sequence;
+    // Each step moves at least one log block forward; a walk longer than the log goes
+    // round.
+    let mut walked = 0u64;
+    let end = loop {
+        if walked > h.max_len {
+            break format!("the log goes round past its {} blocks", h.max_len);
+        }
+        let b = read(at)?;
+        let got = entries_of(h, &b, at, true, &none);
+        let Some(got) = got.filter(|g| g.first().is_some_and(|e| e.sequence == sequence)) else {
+            break format!(
+                "log block {at} is not the next block of transaction {sequence} (the end of \
+                 the log)"
+            );
+        };
+        let head = got.first().map_or("", |e| e.kind);
+        if got.first().and_then(|e| e.checksum_ok) == Some(false) {
+            break format!("{head} block {at} of transaction {sequence}: bad checksum");
+        }
+        walked += got.len() as u64;
+        at = got.last().map_or(at, |e| e.log_block);
+        if head == "commit" {
+            sequence = sequence.wrapping_add(1);
+        }
+        entries.extend(got);
+        at = h.next(at);
+    };
+    Ok((entries, end))
 }
 
 /// Reads `log` (the journal inode's content) of a file system with `fs_block_size`-byte
@@ -218,135 +470,45 @@ pub fn replay(log: &dyn ReadAt, fs_block_size: u64, fs_blocks: u64) -> Result<Re
         out.notes
             .push("fast-commit blocks (after the log) are not replayed".into());
     }
-    // Pass 1: scan. Each step moves one log block forward; the log holds max_len blocks,
-    // so a walk longer than that is going round.
-    let mut pending: Vec<Logged> = Vec::new();
-    let mut committed: Vec<(Transaction, Vec<Logged>)> = Vec::new();
+    // Pass 1: scan.
+    let (entries, end) = walk_live(&h, &read)?;
+    let mut pending: Vec<&LogEntry> = Vec::new();
+    let mut committed: Vec<(Transaction, Vec<&LogEntry>)> = Vec::new();
     let mut revoked: HashMap<u64, u32> = HashMap::new();
-    let mut at = h.start;
-    let mut sequence = h.sequence;
-    let mut walked = 0u64;
-    let end = loop {
-        if walked > h.max_len {
-            break format!("the log goes round past its {} blocks", h.max_len);
-        }
-        walked += 1;
-        let b = read(at)?;
-        let (magic, kind, seq) = (be32(&b, 0), be32(&b, 4), be32(&b, 8));
-        if magic != MAGIC || seq != sequence {
-            break format!(
-                "log block {at} is not the next block of transaction {sequence} (the end of \
-                 the log)"
-            );
-        }
-        match kind {
-            DESCRIPTOR => {
-                if h.csum() && be32(&b, bs - 4) != h.block_csum(&b, bs - 4) {
-                    break format!("descriptor block {at} of transaction {sequence}: bad checksum");
-                }
-                let limit = if h.csum() { bs - 4 } else { bs };
-                let tag_bytes = h.tag_bytes();
-                let mut p = 12;
-                let mut data_at = at;
-                while p + tag_bytes <= limit {
-                    let v3 = h.incompat & INCOMPAT_CSUM_V3 != 0;
-                    let lo = u64::from(be32(&b, p));
-                    let (flags, hi_at, checksum) = if v3 {
-                        (be32(&b, p + 4), p + 8, be32(&b, p + 12))
-                    } else {
-                        let f = u32::from(u16::from_be_bytes([
-                            b.get(p + 6).copied().unwrap_or(0),
-                            b.get(p + 7).copied().unwrap_or(0),
-                        ]));
-                        let c = u32::from(u16::from_be_bytes([
-                            b.get(p + 4).copied().unwrap_or(0),
-                            b.get(p + 5).copied().unwrap_or(0),
-                        ]));
-                        (f, p + 8, c)
-                    };
-                    let hi = if h.incompat & INCOMPAT_64BIT != 0 {
-                        u64::from(be32(&b, hi_at))
-                    } else {
-                        0
-                    };
-                    data_at = h.next(data_at);
-                    walked += 1;
-                    pending.push(Logged {
-                        fs_block: lo | (hi << 32),
-                        log_block: data_at,
-                        escaped: flags & TAG_ESCAPE != 0,
-                        checksum,
-                    });
-                    p += tag_bytes;
-                    if flags & TAG_SAME_UUID == 0 {
-                        p += 16;
-                    }
-                    if flags & TAG_LAST != 0 {
-                        break;
-                    }
-                }
-                at = data_at;
-            }
-            COMMIT => {
-                if h.csum() && be32(&b, 0x10) != h.block_csum(&b, 0x10) {
-                    pending.clear();
-                    break format!("commit block {at} of transaction {sequence}: bad checksum");
-                }
-                let secs = be64(&b, 0x30);
-                let commit_time = i64::try_from(secs)
-                    .ok()
-                    .filter(|&s| s > 0 && s <= LATEST_TIME)
-                    .map(|s| (s, be32(&b, 0x38)));
-                if commit_time.is_none() && secs != 0 {
-                    out.notes.push(format!(
-                        "transaction {sequence}: commit time {secs:#018x} (bytes 48..56 of log \
-                         block {at}) is not a time (e2fsprogs' debugfs writes a 32-bit value \
-                         there)"
-                    ));
+    for e in &entries {
+        match e.kind {
+            "data" => pending.push(e),
+            "commit" => {
+                if let (None, Some(raw)) = (e.commit_time, e.commit_raw.filter(|&r| r != 0)) {
+                    out.notes.push(not_a_time(e.sequence, raw, e.log_block));
                 }
                 let logged = std::mem::take(&mut pending);
                 committed.push((
                     Transaction {
-                        sequence,
-                        commit_time,
-                        blocks: logged.iter().map(|l| l.fs_block).collect(),
+                        sequence: e.sequence,
+                        commit_time: e.commit_time,
+                        blocks: logged.iter().filter_map(|l| l.fs_block).collect(),
                     },
                     logged,
                 ));
-                sequence = sequence.wrapping_add(1);
             }
-            REVOKE => {
-                if h.csum() && be32(&b, bs - 4) != h.block_csum(&b, bs - 4) {
-                    break format!("revoke block {at} of transaction {sequence}: bad checksum");
-                }
-                let used = usize::try_from(be32(&b, 12)).unwrap_or(usize::MAX);
-                let limit = used.min(if h.csum() { bs - 4 } else { bs });
-                let wide = h.incompat & INCOMPAT_64BIT != 0;
-                let step = if wide { 8 } else { 4 };
-                let mut p = 16;
-                while p + step <= limit {
-                    let blk = if wide {
-                        be64(&b, p)
-                    } else {
-                        u64::from(be32(&b, p))
-                    };
+            "revoke" => {
+                for &blk in &e.revoked {
                     // The latest transaction revoking a block wins.
-                    let e = revoked.entry(blk).or_insert(sequence);
-                    if sequence.wrapping_sub(*e).cast_signed() > 0 {
-                        *e = sequence;
+                    let r = revoked.entry(blk).or_insert(e.sequence);
+                    if e.sequence.wrapping_sub(*r).cast_signed() > 0 {
+                        *r = e.sequence;
                     }
-                    p += step;
                 }
             }
-            other => {
-                break format!("log block {at}: block type {other} in transaction {sequence}");
-            }
+            _ => {}
         }
-        at = h.next(at);
-    };
-    if !pending.is_empty() {
+    }
+    if let Some(first) = pending.first() {
         out.notes.push(format!(
-            "transaction {sequence} has no commit block: its {} blocks are not replayed",
+            "transaction {} is not committed (no valid commit block): its {} blocks are not \
+             replayed",
+            first.sequence,
             pending.len()
         ));
     }
@@ -356,14 +518,15 @@ pub fn replay(log: &dyn ReadAt, fs_block_size: u64, fs_blocks: u64) -> Result<Re
     let mut bytes = 0u64;
     for (t, logged) in &committed {
         for l in logged {
+            let Some(fs_block) = l.fs_block else { continue };
             if revoked
-                .get(&l.fs_block)
+                .get(&fs_block)
                 .is_some_and(|&r| r.wrapping_sub(t.sequence).cast_signed() >= 0)
             {
                 skipped_revoked += 1;
                 continue;
             }
-            if l.fs_block >= fs_blocks {
+            if fs_block >= fs_blocks {
                 outside += 1;
                 continue;
             }
@@ -383,12 +546,12 @@ pub fn replay(log: &dyn ReadAt, fs_block_size: u64, fs_blocks: u64) -> Result<Re
                     continue;
                 }
             }
-            if l.escaped {
+            if l.flags.is_some_and(|f| f & TAG_ESCAPE != 0) {
                 if let Some(m) = data.get_mut(..4) {
                     m.copy_from_slice(&MAGIC.to_be_bytes());
                 }
             }
-            if out.overlay.insert(l.fs_block, data).is_none() {
+            if out.overlay.insert(fs_block, data).is_none() {
                 bytes += fs_block_size;
                 if bytes > MAX_OVERLAY_BYTES {
                     return Err(format!(
@@ -411,4 +574,78 @@ pub fn replay(log: &dyn ReadAt, fs_block_size: u64, fs_blocks: u64) -> Result<Re
         }
     }
     Ok(out)
+}
+
+/// Every block of a journal that can still be read as journal metadata: the live log
+/// (what a replay reads) and older transactions still in the log area (written home
+/// already; their copies of metadata blocks are earlier versions of those blocks).
+#[derive(Debug, Clone, Serialize)]
+pub struct Listing {
+    /// Journal blocks in the log (`s_maxlen`).
+    pub log_blocks: u64,
+    /// First log block (`s_first`).
+    pub first: u64,
+    /// Where the live log starts (`s_start`; 0: clean) and its first transaction.
+    pub start: u64,
+    /// `s_sequence`.
+    pub sequence: u32,
+    /// The journal's incompatible features, by name.
+    pub features: Vec<&'static str>,
+    /// Why the live log ends.
+    pub live_end: String,
+    /// The entries, in log order.
+    pub entries: Vec<LogEntry>,
+}
+
+/// Lists `log` (the journal inode's content) of a file system with `fs_block_size`-byte
+/// blocks: the live log from `s_start` as a replay reads it, then every other log block
+/// that is a descriptor, commit or revoke block of any transaction, with the data blocks
+/// its tags announce. Each log block is read once; old entries are not checked against
+/// each other (a later transaction may have reused an old one's data blocks, which then
+/// belong to the later one).
+///
+/// # Errors
+/// As [`replay`]: a journal superblock this reader cannot trust.
+pub fn list(log: &dyn ReadAt, fs_block_size: u64) -> Result<Listing, String> {
+    let bs = usize::try_from(fs_block_size).map_err(|_| "block size".to_string())?;
+    let read = |n: u64| -> Result<Vec<u8>, String> {
+        let mut b = vec![0u8; bs];
+        log.read_exact_at(&mut b, n * fs_block_size)
+            .map_err(|e| format!("journal block {n}: cannot read: {e}"))?;
+        Ok(b)
+    };
+    let h = Header::parse(&read(0)?, fs_block_size, log.size())?;
+    let (mut entries, live_end) = walk_live(&h, &read)?;
+    let mut taken: HashSet<u64> = entries.iter().map(|e| e.log_block).collect();
+    for at in h.first..h.max_len {
+        if taken.contains(&at) {
+            continue;
+        }
+        if let Some(got) = entries_of(&h, &read(at)?, at, false, &taken) {
+            taken.extend(got.iter().map(|e| e.log_block));
+            entries.extend(got);
+        }
+    }
+    entries.sort_by_key(|e| e.log_block);
+    let features = [
+        (INCOMPAT_REVOKE, "revoke"),
+        (INCOMPAT_64BIT, "64bit"),
+        (INCOMPAT_ASYNC_COMMIT, "async_commit"),
+        (INCOMPAT_CSUM_V2, "csum_v2"),
+        (INCOMPAT_CSUM_V3, "csum_v3"),
+        (INCOMPAT_FAST_COMMIT, "fast_commit"),
+    ]
+    .into_iter()
+    .filter(|(bit, _)| h.incompat & bit != 0)
+    .map(|(_, name)| name)
+    .collect();
+    Ok(Listing {
+        log_blocks: h.max_len,
+        first: h.first,
+        start: h.start,
+        sequence: h.sequence,
+        features,
+        live_end,
+        entries,
+    })
 }

@@ -431,6 +431,7 @@ impl Superblock {
 /// What a group descriptor says (the parts this reader uses).
 #[derive(Debug, Clone, Copy)]
 pub struct GroupDesc {
+    pub block_bitmap: u64,
     pub inode_bitmap: u64,
     pub inode_table: u64,
     pub flags: u16,
@@ -440,12 +441,13 @@ impl GroupDesc {
     /// Parses one descriptor (`desc_size` bytes).
     #[must_use]
     pub fn parse(b: &[u8], is64: bool) -> Self {
-        let (ib_hi, it_hi) = if is64 {
-            (le32(b, 0x24), le32(b, 0x28))
+        let (bb_hi, ib_hi, it_hi) = if is64 {
+            (le32(b, 0x20), le32(b, 0x24), le32(b, 0x28))
         } else {
-            (0, 0)
+            (0, 0, 0)
         };
         Self {
+            block_bitmap: u64::from(le32(b, 0x0)) | (u64::from(bb_hi) << 32),
             inode_bitmap: u64::from(le32(b, 0x4)) | (u64::from(ib_hi) << 32),
             inode_table: u64::from(le32(b, 0x8)) | (u64::from(it_hi) << 32),
             flags: le16(b, 0x12),
