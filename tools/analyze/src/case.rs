@@ -161,9 +161,18 @@ fn summarize_item(name: &str, m: Option<&Manifest>, v: &ItemReport) -> ItemSumma
 /// Runs every collector on one file system; returns its profile sections.
 /// `ntfs` is the same file system as `files`' when it is NTFS (its change journal is
 /// read too); `reader` is the raw volume (for YARA).
+/// The file system a volume was opened as, when a collector needs more than the
+/// [`vestige_fs::FileSystem`] trait gives (a journal).
+#[derive(Clone, Copy)]
+enum Opened<'a, 'v> {
+    Ntfs(&'a vestige_fs::ntfs::Ntfs<'v>),
+    Ext4(&'a vestige_fs::ext4::Ext4<'v>),
+    Other,
+}
+
 fn analyze_volume(
     reader: &dyn vestige_fs::ReadAt,
-    ntfs: Option<&vestige_fs::ntfs::Ntfs<'_>>,
+    opened: Opened<'_, '_>,
     files: &Files<'_>,
     triage: &crate::binaries::Triage,
     out: &mut Collected,
@@ -178,15 +187,28 @@ fn analyze_volume(
         format!("{vol}: {} file system", summary.kind),
         serde_json::to_value(&summary).unwrap_or(Value::Null),
     ));
-    if let Some(ntfs) = ntfs {
-        progress(&format!("{vol}: NTFS change journal"));
-        if let Some((usn, got)) = crate::usn::collect(ntfs, &vol) {
-            out.absorb(got);
-            profiles.push((
-                format!("{vol}: NTFS change journal ($UsnJrnl:$J)"),
-                serde_json::to_value(&usn).unwrap_or(Value::Null),
-            ));
+    match opened {
+        Opened::Ntfs(ntfs) => {
+            progress(&format!("{vol}: NTFS change journal"));
+            if let Some((usn, got)) = crate::usn::collect(ntfs, &vol) {
+                out.absorb(got);
+                profiles.push((
+                    format!("{vol}: NTFS change journal ($UsnJrnl:$J)"),
+                    serde_json::to_value(&usn).unwrap_or(Value::Null),
+                ));
+            }
         }
+        Opened::Ext4(ext4) => {
+            progress(&format!("{vol}: ext4 journal"));
+            if let Some((journal, got)) = crate::ext4journal::collect(ext4, &vol) {
+                out.absorb(got);
+                profiles.push((
+                    format!("{vol}: ext4 journal"),
+                    serde_json::to_value(&journal).unwrap_or(Value::Null),
+                ));
+            }
+        }
+        Opened::Other => {}
     }
     if crate::linux::is_linux_root(files) {
         progress(&format!("{vol}: Linux system artifacts and logs"));
@@ -271,7 +293,25 @@ fn analyze_disk(
                     let files = Files::new(&ntfs, &label);
                     profiles.extend(analyze_volume(
                         &*v.reader,
-                        Some(&ntfs),
+                        Opened::Ntfs(&ntfs),
+                        &files,
+                        triage,
+                        out,
+                        progress,
+                    ));
+                }
+                Err(e) => out.problem(format!("{label} ({}): {e}", v.description)),
+            }
+            continue;
+        }
+        // ext2/3/4 likewise, for its journal.
+        if vestige_fs::ext4::probe(&*v.reader) {
+            match vestige_fs::ext4::Ext4::open(&*v.reader, &label) {
+                Ok(ext4) => {
+                    let files = Files::new(&ext4, &label);
+                    profiles.extend(analyze_volume(
+                        &*v.reader,
+                        Opened::Ext4(&ext4),
                         &files,
                         triage,
                         out,
@@ -286,7 +326,12 @@ fn analyze_disk(
             Ok(fs) => {
                 let files = Files::new(&*fs, &label);
                 profiles.extend(analyze_volume(
-                    &*v.reader, None, &files, triage, out, progress,
+                    &*v.reader,
+                    Opened::Other,
+                    &files,
+                    triage,
+                    out,
+                    progress,
                 ));
             }
             Err(vestige_fs::FsError::Unsupported { what, .. }) => {

@@ -11,6 +11,7 @@ pub mod binaries;
 pub mod case;
 pub mod collected;
 pub mod event;
+pub mod ext4journal;
 pub mod files;
 pub mod findings;
 pub mod fsevents;

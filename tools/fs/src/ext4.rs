@@ -31,7 +31,7 @@ pub mod superblock;
 mod tests;
 mod xattr;
 
-use crate::{DirEntry, FileKind, FileSystem, FsError, FsInfo, Inode, Metadata, ReadAt};
+use crate::{DirEntry, FileKind, FileSystem, FsError, FsInfo, Inode, Metadata, ReadAt, Times};
 use inode::{RawInode, FL_EXTENTS, FL_INDEX, FL_INLINE_DATA};
 use mapping::{Content, FileData};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -99,6 +99,34 @@ pub struct Ext4<'a> {
     notes: Vec<String>,
     /// Transactions replayed from the journal.
     journal: Vec<journal::Transaction>,
+}
+
+/// An inode as a copy of its inode table block in the journal holds it: an earlier
+/// version of an inode that is free now (see [`Ext4::journal_inodes`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct JournalInode {
+    /// The inode number.
+    pub inode: Inode,
+    /// The transaction whose copy holds it.
+    pub sequence: u32,
+    /// The copy's block in the journal.
+    pub log_block: u64,
+    /// Whether that transaction is in the live log.
+    pub live: bool,
+    /// What it was.
+    pub kind: FileKind,
+    /// Its permission bits.
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Bytes.
+    pub size: u64,
+    /// Links.
+    pub links: u32,
+    /// Its four times then.
+    pub times: crate::Times,
 }
 
 /// "N committed transactions (ids a to b, committed from s to t, Unix seconds)".
@@ -218,6 +246,12 @@ impl<'a> Ext4<'a> {
         &self.journal
     }
 
+    /// The journal's inode (`s_journal_inum`; 0 with an external journal).
+    #[must_use]
+    pub fn journal_inode(&self) -> u32 {
+        self.sb.journal_inum
+    }
+
     /// The journal's blocks (see [`journal::list`]): the live log and older transactions
     /// still in the log area.
     ///
@@ -233,6 +267,93 @@ impl<'a> Ext4<'a> {
             .map_err(|e| format!("journal inode {ino}: {e}"))?;
         journal::list(&*log, u64::from(self.sb.block_size))
             .map_err(|e| format!("journal inode {ino}: {e}"))
+    }
+
+    /// Earlier versions of inodes that are free now, from the copies of inode table
+    /// blocks in the journal (`listing`, live or old): each record whose inode the file
+    /// system has free now (inode bitmap clear, or `i_dtime` set) but which the copy shows
+    /// in use (a mode, links, no `i_dtime`). Identical versions are listed once, from the
+    /// latest transaction holding them; at most `limit` are returned.
+    ///
+    /// This is how a deleted file's size, owner and times (and, in its `i_block`, where
+    /// its data was) survive its deletion: ext4 clears the inode, but the journal keeps
+    /// the block as it was when an earlier transaction logged it.
+    ///
+    /// # Errors
+    /// The journal cannot be read.
+    pub fn journal_inodes(
+        &self,
+        listing: &journal::Listing,
+        limit: usize,
+    ) -> Result<Vec<JournalInode>, String> {
+        let ino = self.sb.journal_inum;
+        let log = self
+            .open(u64::from(ino), None)
+            .map_err(|e| format!("journal inode {ino}: {e}"))?;
+        let bs = u64::from(self.sb.block_size);
+        let isz = usize::from(self.sb.inode_size);
+        let per_block = usize::try_from(bs).unwrap_or(0) / isz.max(1);
+        let table_blocks =
+            (u64::from(self.sb.inodes_per_group) * u64::from(self.sb.inode_size)).div_ceil(bs);
+        let mut out: Vec<JournalInode> = Vec::new();
+        let mut seen: HashSet<(Inode, u16, u64, Times)> = HashSet::new();
+        // Newest first, so that a version repeated in older transactions is kept once,
+        // from the latest; live entries are newer than old ones.
+        let mut copies: Vec<&journal::LogEntry> = listing
+            .entries
+            .iter()
+            .filter(|e| e.kind == "data")
+            .collect();
+        copies.sort_by_key(|e| std::cmp::Reverse((e.live, e.sequence)));
+        for e in copies {
+            let Some(fs_block) = e.fs_block else { continue };
+            let Some((g, gd)) = (0u64..).zip(&self.groups).find(|(_, gd)| {
+                (gd.inode_table..gd.inode_table + table_blocks).contains(&fs_block)
+            }) else {
+                continue;
+            };
+            let mut block = vec![0u8; usize::try_from(bs).unwrap_or(0)];
+            if log.read_exact_at(&mut block, e.log_block * bs).is_err() {
+                continue;
+            }
+            let first = g * u64::from(self.sb.inodes_per_group)
+                + (fs_block - gd.inode_table) * per_block as u64
+                + 1;
+            for (i, rec) in (0u64..).zip(block.chunks_exact(isz)) {
+                let ino = first + i;
+                if ino > u64::from(self.sb.inodes_count) {
+                    break;
+                }
+                let then = RawInode::parse(rec);
+                if then.mode == 0 || then.links == 0 || then.dtime != 0 {
+                    continue;
+                }
+                let free_now = match (self.allocated(ino), self.read_inode(ino)) {
+                    (Ok(alloc), Ok((now, _))) => !alloc || now.dtime != 0,
+                    _ => false,
+                };
+                if !free_now || !seen.insert((ino, then.mode, then.size, then.times)) {
+                    continue;
+                }
+                if out.len() >= limit {
+                    return Ok(out);
+                }
+                out.push(JournalInode {
+                    inode: ino,
+                    sequence: e.sequence,
+                    log_block: e.log_block,
+                    live: e.live,
+                    kind: then.kind(),
+                    mode: u32::from(then.mode & 0o7777),
+                    uid: then.uid,
+                    gid: then.gid,
+                    size: then.size,
+                    links: u32::from(then.links),
+                    times: then.times,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// What file-system block `block` holds, when it is metadata a group descriptor

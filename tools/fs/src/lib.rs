@@ -81,7 +81,7 @@ impl FileKind {
 }
 
 /// A point in time, UTC, as stored (nanoseconds where the file system has them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct Timestamp {
     /// Seconds since 1970-01-01T00:00:00Z (negative before).
     pub secs: i64,
@@ -91,7 +91,7 @@ pub struct Timestamp {
 
 /// The four times TSK reports. `None` where the file system has no such time or the value
 /// is zero (unset).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
 pub struct Times {
     /// Last access (atime).
     pub accessed: Option<Timestamp>,
