@@ -34,7 +34,7 @@ pub struct Planted {
     /// The volume (`002` Linux, `003` NTFS as `vestige volumes` numbers GPT rows) and
     /// the path the evidence must name.
     pub volume: &'static str,
-    /// The path the evidence must name.
+    /// The path the evidence must name ("": none, as for the ext4 journal, inode 8).
     pub path: &'static str,
     /// The UTC time it must carry (RFC 3339), when it has one.
     pub time: Option<&'static str>,
@@ -137,6 +137,22 @@ pub const PLANTED: &[Planted] = &[
         volume: "004",
         path: "/root/exfil.tar.txt",
         time: Some("2026-11-20T02:31:00Z"),
+    },
+    Planted {
+        what: "the archive's inode before its deletion, in the ext4 journal",
+        expect: "event:ext4_journal/deleted_inode_in_journal",
+        text: "63000 bytes, owner 0:0, mode 644; modified 2026-11-20T02:31:00Z",
+        volume: "004",
+        path: "",
+        time: None,
+    },
+    Planted {
+        what: "the deletion's transaction, committed to the ext4 journal",
+        expect: "event:ext4_journal/journal_commit",
+        text: "transaction 2 committed",
+        volume: "004",
+        path: "",
+        time: Some("2026-11-20T02:33:00Z"),
     },
     Planted {
         what: "a Run key starting a program from C:\\Users\\Public",
@@ -259,7 +275,41 @@ touch -d '2026-11-20T02:21:00Z' home/alice/.ssh/authorized_keys
 cd "$W"
 truncate -s 128M "$D"
 mkfs.ext4 -q -F -L root -U 5e1f0000-0000-4000-8000-00000000d1d0 -E offset=1048576,root_owner=0:0 -d "$R" "$D" 80M
+# The archive deleted as a journaling kernel leaves it: the blocks the deletion changed,
+# before and after, go into the journal as two committed transactions (their commit
+# times set the kernel's way: 02:31:05Z and 02:33:00Z), which are then replayed, so the
+# log is clean and still holds both (debugfs itself journals nothing).
+dd if="$D" of="$W/ext4.before" bs=1M skip=1 count=80 status=none
 debugfs -w -R 'rm /root/exfil.tar.txt' "$D?offset=1048576" 2>/dev/null
+dd if="$D" of="$W/ext4.after" bs=1M skip=1 count=80 status=none
+python3 - "$W" "$D" <<'P'
+import struct, subprocess, sys
+w, disk = sys.argv[1], sys.argv[2]
+fs = disk + "?offset=1048576"
+a = open(w + "/ext4.before", "rb").read()
+b = open(w + "/ext4.after", "rb").read()
+bs = 1024 << int.from_bytes(a[1024 + 0x18:1024 + 0x1C], "little")
+ch = [i for i in range(len(a) // bs) if a[i * bs:(i + 1) * bs] != b[i * bs:(i + 1) * bs]]
+open(w + "/tx1", "wb").write(b"".join(a[i * bs:(i + 1) * bs] for i in ch))
+open(w + "/tx2", "wb").write(b"".join(b[i * bs:(i + 1) * bs] for i in ch))
+l = ",".join(map(str, ch))
+cmds = "jo\njw -b %s %s/tx1\njw -b %s %s/tx2\njc\n" % (l, w, l, w)
+subprocess.run(["debugfs", "-w", "-f", "-", fs], input=cmds.encode(), check=True,
+               capture_output=True)
+subprocess.run(["debugfs", "-R", "dump <8> %s/journal" % w, fs], check=True, capture_output=True)
+j = open(w + "/journal", "rb").read()
+times = {1: 1795141865, 2: 1795141980}  # 2026-11-20T02:31:05Z, 02:33:00Z
+with open(disk, "r+b") as d:
+    for n in range(len(j) // bs):
+        blk = j[n * bs:(n + 1) * bs]
+        magic, kind, seq = struct.unpack(">III", blk[:12])
+        if magic == 0xC03B3998 and kind == 2 and seq in times:
+            out = subprocess.run(["debugfs", "-R", "bmap <8> %d" % n, fs], check=True,
+                                 capture_output=True).stdout
+            d.seek(1048576 + int(out.split()[0]) * bs + 0x30)
+            d.write(struct.pack(">QI", times[seq], 0))
+subprocess.run(["debugfs", "-w", "-R", "jr", fs], check=True, capture_output=True)
+P
 
 truncate -s 40M "$N"
 mkntfs -F -Q -q -L Windows -p $(( (1 + 80) * 2048 )) "$N" >/dev/null 2>&1

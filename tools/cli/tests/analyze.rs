@@ -36,7 +36,12 @@ fn rows(path: &Path) -> Vec<Value> {
 
 /// Whether `ev` (an evidence object) names volume `vol` of item `item` and `path`.
 fn names(ev: &Value, item: &str, vol: &str, path: &str) -> bool {
-    ev["volume"] == format!("{item}:{vol}") && ev["path"].as_str() == Some(path)
+    ev["volume"] == format!("{item}:{vol}")
+        && if path.is_empty() {
+            ev["path"].is_null()
+        } else {
+            ev["path"].as_str() == Some(path)
+        }
 }
 
 #[test]
