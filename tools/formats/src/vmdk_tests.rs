@@ -220,11 +220,11 @@ fn parent_cid_mismatch_is_noted() {
         .find_map(|l| l.strip_prefix("parentCID="))
         .unwrap()
         .to_string();
-    let other = if pcid == "00000000" {
-        "00000001"
-    } else {
-        "00000000"
-    };
+    // QEMU writes the CID unpadded (`%x`): a CID below 0x10000000 has fewer than eight
+    // digits. Another CID of the same length: the last digit changed.
+    let mut other = pcid.clone();
+    let last = other.pop().unwrap();
+    other.push(if last == '0' { '1' } else { '0' });
     patch_text(
         &child,
         &format!("parentCID={pcid}"),
