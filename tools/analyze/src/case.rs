@@ -285,55 +285,25 @@ fn analyze_disk(
     ));
     for v in &vols {
         let label = format!("{name}:{}", v.id);
-        // NTFS is opened as itself (not through `open_fs`, which would hide it behind the
-        // trait) so that one open serves both the file system and its change journal.
-        if vestige_fs::ntfs::probe(&*v.reader) {
-            match vestige_fs::ntfs::Ntfs::open(&*v.reader, &label) {
-                Ok(ntfs) => {
-                    let files = Files::new(&ntfs, &label);
-                    profiles.extend(analyze_volume(
-                        &*v.reader,
-                        Opened::Ntfs(&ntfs),
-                        &files,
-                        triage,
-                        out,
-                        progress,
-                    ));
-                }
-                Err(e) => out.problem(format!("{label} ({}): {e}", v.description)),
-            }
-            continue;
-        }
-        // ext2/3/4 likewise, for its journal.
-        if vestige_fs::ext4::probe(&*v.reader) {
-            match vestige_fs::ext4::Ext4::open(&*v.reader, &label) {
-                Ok(ext4) => {
-                    let files = Files::new(&ext4, &label);
-                    profiles.extend(analyze_volume(
-                        &*v.reader,
-                        Opened::Ext4(&ext4),
-                        &files,
-                        triage,
-                        out,
-                        progress,
-                    ));
-                }
-                Err(e) => out.problem(format!("{label} ({}): {e}", v.description)),
-            }
-            continue;
-        }
-        match open_fs(&*v.reader, &label) {
-            Ok(fs) => {
-                let files = Files::new(&*fs, &label);
-                profiles.extend(analyze_volume(
-                    &*v.reader,
-                    Opened::Other,
-                    &files,
-                    triage,
-                    out,
-                    progress,
-                ));
-            }
+        let reader = &*v.reader;
+        let mut run = |fs: &dyn vestige_fs::FileSystem, opened: Opened<'_, '_>| {
+            let files = Files::new(fs, &label);
+            profiles.extend(analyze_volume(
+                reader, opened, &files, triage, out, progress,
+            ));
+        };
+        // NTFS and ext2/3/4 are opened as themselves (not through `open_fs`, which would
+        // hide them behind the trait) so that one open serves both the file system and
+        // its journal.
+        let opened = if vestige_fs::ntfs::probe(reader) {
+            vestige_fs::ntfs::Ntfs::open(reader, &label).map(|n| run(&n, Opened::Ntfs(&n)))
+        } else if vestige_fs::ext4::probe(reader) {
+            vestige_fs::ext4::Ext4::open(reader, &label).map(|e| run(&e, Opened::Ext4(&e)))
+        } else {
+            open_fs(reader, &label).map(|fs| run(&*fs, Opened::Other))
+        };
+        match opened {
+            Ok(()) => {}
             Err(vestige_fs::FsError::Unsupported { what, .. }) => {
                 out.problem(format!(
                     "{label} ({}): no file system read: {what}",

@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 mod bytes;
+pub mod crc32c;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzz_support;

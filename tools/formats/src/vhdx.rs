@@ -136,44 +136,13 @@ const SB_PRESENT: u64 = 6;
 // ---------------------------------------------------------------------------------------
 // CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), as MS-VHDX §2.2.2 requires.
 
-const CRC32C_TABLE: [u32; 256] = crc32c_table();
-
-#[allow(clippy::indexing_slicing)] // i < 256 by the loop bound
-const fn crc32c_table() -> [u32; 256] {
-    let mut table = [0u32; 256];
-    let mut i = 0usize;
-    while i < 256 {
-        #[allow(clippy::cast_possible_truncation)] // i < 256
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 {
-                (c >> 1) ^ 0x82F6_3B78
-            } else {
-                c >> 1
-            };
-            k += 1;
-        }
-        table[i] = c;
-        i += 1;
-    }
-    table
-}
-
-/// Continues a CRC-32C over `bytes` (`crc` is the running, inverted state).
-fn crc32c_update(mut crc: u32, bytes: &[u8]) -> u32 {
-    for &b in bytes {
-        let idx = usize::from(crc.to_le_bytes()[0] ^ b);
-        crc = (crc >> 8) ^ CRC32C_TABLE.get(idx).copied().unwrap_or(0);
-    }
-    crc
-}
-
 /// CRC-32C of `bytes`.
 #[cfg(test)]
 fn crc32c(bytes: &[u8]) -> u32 {
     !crc32c_update(!0, bytes)
 }
+
+use crate::crc32c::crc32c as crc32c_update;
 
 /// CRC-32C of `bytes` with its 4-byte checksum field at offset 4 taken as zero.
 fn crc32c_zeroed_field(bytes: &[u8]) -> u32 {

@@ -13,7 +13,7 @@
 //! - times are returned as stored, in UTC, with the precision the file system has.
 #![forbid(unsafe_code)]
 
-pub mod crc32c;
+pub use vestige_formats::crc32c;
 pub mod error;
 pub mod exfat;
 pub mod ext4;

@@ -445,6 +445,20 @@ fn walk_live(
     Ok((entries, end))
 }
 
+/// Journal block `n` of `log`, whole, or why not.
+fn block_reader(
+    log: &dyn ReadAt,
+    fs_block_size: u64,
+) -> Result<impl Fn(u64) -> Result<Vec<u8>, String> + '_, String> {
+    let bs = usize::try_from(fs_block_size).map_err(|_| "block size".to_string())?;
+    Ok(move |n: u64| -> Result<Vec<u8>, String> {
+        let mut b = vec![0u8; bs];
+        log.read_exact_at(&mut b, n.saturating_mul(fs_block_size))
+            .map_err(|e| format!("journal block {n}: cannot read: {e}"))?;
+        Ok(b)
+    })
+}
+
 /// Reads `log` (the journal inode's content) of a file system with `fs_block_size`-byte
 /// blocks and `fs_blocks` blocks, and replays every committed transaction from `s_start`.
 ///
@@ -452,13 +466,7 @@ fn walk_live(
 /// A journal superblock this reader cannot trust (geometry, unknown features, the block
 /// size): nothing is replayed.
 pub fn replay(log: &dyn ReadAt, fs_block_size: u64, fs_blocks: u64) -> Result<Replay, String> {
-    let bs = usize::try_from(fs_block_size).map_err(|_| "block size".to_string())?;
-    let read = |n: u64| -> Result<Vec<u8>, String> {
-        let mut b = vec![0u8; bs];
-        log.read_exact_at(&mut b, n * fs_block_size)
-            .map_err(|e| format!("journal block {n}: cannot read: {e}"))?;
-        Ok(b)
-    };
+    let read = block_reader(log, fs_block_size)?;
     let h = Header::parse(&read(0)?, fs_block_size, log.size())?;
     let mut out = Replay::default();
     if h.start == 0 {
@@ -607,13 +615,7 @@ pub struct Listing {
 /// # Errors
 /// As [`replay`]: a journal superblock this reader cannot trust.
 pub fn list(log: &dyn ReadAt, fs_block_size: u64) -> Result<Listing, String> {
-    let bs = usize::try_from(fs_block_size).map_err(|_| "block size".to_string())?;
-    let read = |n: u64| -> Result<Vec<u8>, String> {
-        let mut b = vec![0u8; bs];
-        log.read_exact_at(&mut b, n * fs_block_size)
-            .map_err(|e| format!("journal block {n}: cannot read: {e}"))?;
-        Ok(b)
-    };
+    let read = block_reader(log, fs_block_size)?;
     let h = Header::parse(&read(0)?, fs_block_size, log.size())?;
     let (mut entries, live_end) = walk_live(&h, &read)?;
     let mut taken: HashSet<u64> = entries.iter().map(|e| e.log_block).collect();

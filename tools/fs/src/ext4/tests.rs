@@ -588,18 +588,9 @@ fn bigalloc_against_debugfs(tmp: &Path, img: &Path, note: &str) {
         assert!(ours_deleted.contains(p), "{p} not recovered");
     }
     // Times, inode by inode, from one debugfs run.
-    let cmds = tmp.join("stat.cmds");
     let inodes: Vec<u64> = ours.values().map(|v| v.0).collect();
-    std::fs::write(
-        &cmds,
-        inodes
-            .iter()
-            .map(|i| format!("stat <{i}>\n"))
-            .collect::<String>(),
-    )
-    .unwrap();
-    let stat =
-        String::from_utf8(run(Command::new("debugfs").arg("-f").arg(&cmds).arg(&img))).unwrap();
+    let script: String = inodes.iter().map(|i| format!("stat <{i}>\n")).collect();
+    let stat = debugfs_script(&img, &tmp.join("stat.cmds"), &script, false);
     let blocks: Vec<&str> = stat.split("Inode: ").skip(1).collect();
     assert_eq!(blocks.len(), inodes.len());
     let by_inode: BTreeMap<u64, BTreeMap<&str, (i64, u32)>> = blocks
@@ -1143,6 +1134,31 @@ fn deleted_first_entry_of_a_block_matches_tsk() {
     compare_with_tsk(&img);
 }
 
+/// Runs debugfs on `img` with `script` (one command per line) from a file `cmds` (in
+/// write mode when `write`); returns its output.
+fn debugfs_script(img: &Path, cmds: &Path, script: &str, write: bool) -> String {
+    std::fs::write(cmds, script).unwrap();
+    let mut c = Command::new("debugfs");
+    if write {
+        c.arg("-w");
+    }
+    String::from_utf8(run(c.arg("-f").arg(cmds).arg(img))).unwrap()
+}
+
+/// The number after `label` in debugfs's `stat` output (`Inode: `, `Size: `).
+fn stat_number(stat: &str, label: &str) -> u64 {
+    stat.split(label)
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {label:?} in {stat}"))
+}
+
+/// The block size an ext2/3/4 image's superblock gives.
+fn block_size_of(image: &[u8]) -> usize {
+    1024usize << u32::from_le_bytes(image[1024 + 0x18..1024 + 0x1C].try_into().unwrap())
+}
+
 /// The blocks of `b` that differ from `a` (`bs` bytes each), and their content in `b`.
 fn changed_blocks(a: &[u8], b: &[u8], bs: usize) -> (Vec<usize>, Vec<u8>) {
     let mut list = Vec::new();
@@ -1168,24 +1184,15 @@ fn crashed_image(tmp: &Path, name: &str, checksums: bool) -> (PathBuf, PathBuf, 
     std::fs::copy(&a, &b).unwrap();
     let newfile = tmp.join(format!("{name}-new"));
     std::fs::write(&newfile, b"written after the last checkpoint\n").unwrap();
-    let cmds = tmp.join(format!("{name}-b.cmds"));
-    std::fs::write(
-        &cmds,
-        format!(
-            "rm /small.txt\nwrite {0} /deep/a/newfile\nwrite {0} /newroot.txt\n\
-             set_inode_field /medium.bin mtime 20200101000000\nrm /big/f5\n\
-             rm /deep/a/b/c/d/file\n",
-            newfile.display()
-        ),
-    )
-    .unwrap();
-    run(Command::new("debugfs")
-        .arg("-w")
-        .arg("-f")
-        .arg(&cmds)
-        .arg(&b));
+    let changes = format!(
+        "rm /small.txt\nwrite {0} /deep/a/newfile\nwrite {0} /newroot.txt\n\
+         set_inode_field /medium.bin mtime 20200101000000\nrm /big/f5\n\
+         rm /deep/a/b/c/d/file\n",
+        newfile.display()
+    );
+    debugfs_script(&b, &tmp.join(format!("{name}-b.cmds")), &changes, true);
     let (before, after) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
-    let bs = 1024usize << u32::from_le_bytes(before[1024 + 0x18..1024 + 0x1C].try_into().unwrap());
+    let bs = block_size_of(&before);
     let (list, data) = changed_blocks(&before, &after, bs);
     assert!(list.len() > 5, "{list:?}");
     let data_file = tmp.join(format!("{name}-tx1"));
@@ -1204,24 +1211,15 @@ fn crashed_image(tmp: &Path, name: &str, checksums: bool) -> (PathBuf, PathBuf, 
     let blocks: Vec<String> = list.iter().map(ToString::to_string).collect();
     let stored = tmp.join(format!("{name}-stored.img"));
     std::fs::copy(&a, &stored).unwrap();
-    let jcmds = tmp.join(format!("{name}-j.cmds"));
-    std::fs::write(
-        &jcmds,
-        format!(
-            "jo{}\njw -b {} {}\njw -r {dir_block}\njw -b {} -c {}\njc\n",
-            if checksums { " -c" } else { "" },
-            blocks.join(","),
-            data_file.display(),
-            list[list.len() / 2],
-            junk.display()
-        ),
-    )
-    .unwrap();
-    run(Command::new("debugfs")
-        .arg("-w")
-        .arg("-f")
-        .arg(&jcmds)
-        .arg(&a));
+    let journal = format!(
+        "jo{}\njw -b {} {}\njw -r {dir_block}\njw -b {} -c {}\njc\n",
+        if checksums { " -c" } else { "" },
+        blocks.join(","),
+        data_file.display(),
+        list[list.len() / 2],
+        junk.display()
+    );
+    debugfs_script(&a, &tmp.join(format!("{name}-j.cmds")), &journal, true);
     let replayed = tmp.join(format!("{name}-replayed.img"));
     std::fs::copy(&a, &replayed).unwrap();
     run(Command::new("debugfs")
@@ -1520,39 +1518,18 @@ fn deleted_inodes_are_recovered_from_journal_copies() {
                 .arg(format!("stat \"{v}\""))
                 .arg(&before)))
             .unwrap();
-            let ino: u64 = s
-                .split("Inode: ")
-                .nth(1)
-                .unwrap()
-                .split_whitespace()
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap();
-            (ino, s)
+            (stat_number(&s, "Inode: "), s)
         })
         .collect();
     let after = tmp.join("hist-after.img");
     std::fs::copy(&before, &after).unwrap();
-    let cmds = tmp.join("hist.cmds");
-    std::fs::write(
-        &cmds,
-        victims
-            .iter()
-            .map(|v| format!("rm \"{v}\"\n"))
-            .collect::<String>(),
-    )
-    .unwrap();
-    run(Command::new("debugfs")
-        .arg("-w")
-        .arg("-f")
-        .arg(&cmds)
-        .arg(&after));
+    let rm: String = victims.iter().map(|v| format!("rm \"{v}\"\n")).collect();
+    debugfs_script(&after, &tmp.join("hist.cmds"), &rm, true);
     let (a, b) = (
         std::fs::read(&before).unwrap(),
         std::fs::read(&after).unwrap(),
     );
-    let bs = 1024usize << u32::from_le_bytes(a[1024 + 0x18..1024 + 0x1C].try_into().unwrap());
+    let bs = block_size_of(&a);
     let (list, data_after) = changed_blocks(&a, &b, bs);
     let data_before: Vec<u8> = list
         .iter()
@@ -1561,22 +1538,13 @@ fn deleted_inodes_are_recovered_from_journal_copies() {
     std::fs::write(tmp.join("hist-tx1"), data_before).unwrap();
     std::fs::write(tmp.join("hist-tx2"), data_after).unwrap();
     let blocks: Vec<String> = list.iter().map(ToString::to_string).collect();
-    let j = tmp.join("hist-j.cmds");
-    std::fs::write(
-        &j,
-        format!(
-            "jo -c\njw -b {0} {1}\njw -b {0} {2}\njc\n",
-            blocks.join(","),
-            tmp.join("hist-tx1").display(),
-            tmp.join("hist-tx2").display()
-        ),
-    )
-    .unwrap();
-    run(Command::new("debugfs")
-        .arg("-w")
-        .arg("-f")
-        .arg(&j)
-        .arg(&after));
+    let journal = format!(
+        "jo -c\njw -b {0} {1}\njw -b {0} {2}\njc\n",
+        blocks.join(","),
+        tmp.join("hist-tx1").display(),
+        tmp.join("hist-tx2").display()
+    );
+    debugfs_script(&after, &tmp.join("hist-j.cmds"), &journal, true);
     run(Command::new("debugfs").args(["-w", "-R", "jr"]).arg(&after));
     let file = open_file(&after);
     let fs = Ext4::open(&file, "test").unwrap();
@@ -1589,16 +1557,7 @@ fn deleted_inodes_are_recovered_from_journal_copies() {
     for (ino, stat) in &stat_before {
         let f = found.iter().find(|f| f.inode == *ino).unwrap();
         assert_eq!((f.sequence, f.live), (1, false), "{f:?}");
-        let size: u64 = stat
-            .split("Size: ")
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
-        assert_eq!(f.size, size, "{stat}");
+        assert_eq!(f.size, stat_number(stat, "Size: "), "{stat}");
         assert_eq!(f.kind, FileKind::Regular);
         let t = debugfs_times(stat);
         let pair = |x: Option<crate::Timestamp>| x.map(|x| (x.secs, x.nanos));

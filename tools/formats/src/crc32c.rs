@@ -1,7 +1,8 @@
 //! CRC32C (Castagnoli, reflected polynomial 0x82F63B78) in the raw form file systems use:
 //! no inversion in or out, so a caller chains pieces (`crc32c(crc32c(seed, a), b)`) and
 //! applies the format's own initial value and final inversion (XFS: `!0` in, `!` out;
-//! jbd2: a seed from the journal UUID, no inversion).
+//! jbd2: a seed from the journal UUID, no inversion; VHDX: `!0` in, `!` out). Shared by
+//! the image readers and the file systems.
 
 /// The byte-at-a-time table, built at compile time (`i < 256`: the index and the cast
 /// cannot go wrong, and a const block cannot use `get_mut`).
