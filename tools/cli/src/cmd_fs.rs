@@ -538,11 +538,7 @@ pub fn journal(a: &JournalArgs) -> Result<Exit> {
             continue;
         }
         let name = format!("{}:{}", a.target.image.display(), v.id);
-        let fs = if a.target.as_stored {
-            vestige_fs::ext4::Ext4::open_as_stored(&*v.reader, &name)?
-        } else {
-            vestige_fs::ext4::Ext4::open(&*v.reader, &name)?
-        };
+        let fs = vestige_fs::ext4::Ext4::open_with(&*v.reader, &name, !a.target.as_stored)?;
         seen += 1;
         let listing = match fs.journal_listing() {
             Ok(l) => l,

@@ -226,6 +226,22 @@ impl<'a> Ext4<'a> {
         }
     }
 
+    /// [`Ext4::open`] when `replay_journal`, else [`Ext4::open_as_stored`].
+    ///
+    /// # Errors
+    /// As [`Ext4::open`].
+    pub fn open_with(
+        vol: &'a dyn ReadAt,
+        volume: &str,
+        replay_journal: bool,
+    ) -> Result<Self, FsError> {
+        if replay_journal {
+            Self::open(vol, volume)
+        } else {
+            Self::open_as_stored(vol, volume)
+        }
+    }
+
     /// Opens the file system on `vol` as its blocks are stored: a journal that needs
     /// recovery is not replayed (the notes say so). This is what TSK reads.
     ///
@@ -258,15 +274,9 @@ impl<'a> Ext4<'a> {
     /// # Errors
     /// No journal inode, or a journal superblock this reader cannot trust.
     pub fn journal_listing(&self) -> Result<journal::Listing, String> {
-        let ino = self.sb.journal_inum;
-        if ino == 0 {
-            return Err("no journal inode (s_journal_inum 0)".into());
-        }
-        let log = self
-            .open(u64::from(ino), None)
-            .map_err(|e| format!("journal inode {ino}: {e}"))?;
+        let log = self.journal_log()?;
         journal::list(&*log, u64::from(self.sb.block_size))
-            .map_err(|e| format!("journal inode {ino}: {e}"))
+            .map_err(|e| format!("journal inode {}: {e}", self.sb.journal_inum))
     }
 
     /// Earlier versions of inodes that are free now, from the copies of inode table
@@ -286,15 +296,9 @@ impl<'a> Ext4<'a> {
         listing: &journal::Listing,
         limit: usize,
     ) -> Result<Vec<JournalInode>, String> {
-        let ino = self.sb.journal_inum;
-        let log = self
-            .open(u64::from(ino), None)
-            .map_err(|e| format!("journal inode {ino}: {e}"))?;
+        let log = self.journal_log()?;
         let bs = u64::from(self.sb.block_size);
         let isz = usize::from(self.sb.inode_size);
-        let per_block = usize::try_from(bs).unwrap_or(0) / isz.max(1);
-        let table_blocks =
-            (u64::from(self.sb.inodes_per_group) * u64::from(self.sb.inode_size)).div_ceil(bs);
         let mut out: Vec<JournalInode> = Vec::new();
         let mut seen: HashSet<(Inode, u16, u64, Times)> = HashSet::new();
         // Newest first, so that a version repeated in older transactions is kept once,
@@ -306,19 +310,13 @@ impl<'a> Ext4<'a> {
             .collect();
         copies.sort_by_key(|e| std::cmp::Reverse((e.live, e.sequence)));
         for e in copies {
-            let Some(fs_block) = e.fs_block else { continue };
-            let Some((g, gd)) = (0u64..).zip(&self.groups).find(|(_, gd)| {
-                (gd.inode_table..gd.inode_table + table_blocks).contains(&fs_block)
-            }) else {
+            let Some((_, first, _)) = e.fs_block.and_then(|b| self.inode_table_slot(b)) else {
                 continue;
             };
             let mut block = vec![0u8; usize::try_from(bs).unwrap_or(0)];
             if log.read_exact_at(&mut block, e.log_block * bs).is_err() {
                 continue;
             }
-            let first = g * u64::from(self.sb.inodes_per_group)
-                + (fs_block - gd.inode_table) * per_block as u64
-                + 1;
             for (i, rec) in (0u64..).zip(block.chunks_exact(isz)) {
                 let ino = first + i;
                 if ino > u64::from(self.sb.inodes_count) {
@@ -374,9 +372,9 @@ impl<'a> Ext4<'a> {
                 return Some("group descriptors".into());
             }
         }
-        let per_block = bs / u64::from(self.sb.inode_size).max(1);
-        let table_blocks =
-            (u64::from(self.sb.inodes_per_group) * u64::from(self.sb.inode_size)).div_ceil(bs);
+        if let Some((g, first, last)) = self.inode_table_slot(block) {
+            return Some(format!("inode table of group {g} (inodes {first}-{last})"));
+        }
         for (g, gd) in (0u64..).zip(&self.groups) {
             if block == gd.block_bitmap {
                 return Some(format!("block bitmap of group {g}"));
@@ -384,30 +382,41 @@ impl<'a> Ext4<'a> {
             if block == gd.inode_bitmap {
                 return Some(format!("inode bitmap of group {g}"));
             }
-            if (gd.inode_table..gd.inode_table.saturating_add(table_blocks)).contains(&block) {
-                let first = g * u64::from(self.sb.inodes_per_group)
-                    + (block - gd.inode_table) * per_block
-                    + 1;
-                return Some(format!(
-                    "inode table of group {g} (inodes {first}-{})",
-                    first + per_block - 1
-                ));
-            }
         }
         None
     }
 
-    /// Reads the journal (inode `s_journal_inum`) as stored and replays it in memory.
-    fn journal_replay(&self) -> Result<journal::Replay, String> {
+    /// When `block` is in a group's inode table: (the group, the first and last inode it
+    /// holds).
+    fn inode_table_slot(&self, block: u64) -> Option<(u64, u64, u64)> {
+        let bs = u64::from(self.sb.block_size);
+        let per_block = bs / u64::from(self.sb.inode_size).max(1);
+        let table_blocks =
+            (u64::from(self.sb.inodes_per_group) * u64::from(self.sb.inode_size)).div_ceil(bs);
+        (0u64..).zip(&self.groups).find_map(|(g, gd)| {
+            let within = block.checked_sub(gd.inode_table)?;
+            (within < table_blocks).then(|| {
+                let first = g * u64::from(self.sb.inodes_per_group) + within * per_block + 1;
+                (g, first, first + per_block - 1)
+            })
+        })
+    }
+
+    /// The journal inode's content, as stored.
+    fn journal_log(&self) -> Result<Box<dyn ReadAt + '_>, String> {
         let ino = self.sb.journal_inum;
         if ino == 0 {
-            return Err("the journal is on another device (s_journal_inum 0)".into());
+            return Err("no journal inode (s_journal_inum 0: an external journal, or none)".into());
         }
-        let log = self
-            .open(u64::from(ino), None)
-            .map_err(|e| format!("journal inode {ino}: {e}"))?;
-        journal::replay(&*log, u64::from(self.sb.block_size), self.sb.blocks_count)
+        self.open(u64::from(ino), None)
             .map_err(|e| format!("journal inode {ino}: {e}"))
+    }
+
+    /// Reads the journal (inode `s_journal_inum`) as stored and replays it in memory.
+    fn journal_replay(&self) -> Result<journal::Replay, String> {
+        let log = self.journal_log()?;
+        journal::replay(&*log, u64::from(self.sb.block_size), self.sb.blocks_count)
+            .map_err(|e| format!("journal inode {}: {e}", self.sb.journal_inum))
     }
 
     fn open_source(src: Source<'a>, volume: &str, replayed: bool) -> Result<Self, FsError> {

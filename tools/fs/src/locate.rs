@@ -124,11 +124,11 @@ pub fn open_fs_with<'a>(
         return Ok(Box::new(crate::fat::Fat::open(vol, name)?));
     }
     if crate::ext4::probe(vol) {
-        return Ok(Box::new(if options.replay_journal {
-            crate::ext4::Ext4::open(vol, name)?
-        } else {
-            crate::ext4::Ext4::open_as_stored(vol, name)?
-        }));
+        return Ok(Box::new(crate::ext4::Ext4::open_with(
+            vol,
+            name,
+            options.replay_journal,
+        )?));
     }
     if crate::xfs::probe(vol) {
         return Ok(Box::new(crate::xfs::Xfs::open(vol, name)?));
